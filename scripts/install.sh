@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what Sampan needs on a fresh Debian 12 machine (run as root):
+#   scripts/install.sh          runtime: Python venv in .venv with the sampan package
+#   scripts/install.sh --test   also what the test suite needs (etcd, test packages)
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+debs=(python3-venv sqlite3)
+[ "$want_test" = 1 ] && debs+=(etcd-server etcd-client)
+missing=()
+for pkg in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The etcd package starts a system etcd on the default ports; tests run their own.
+  if [ -x /usr/bin/etcd ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+fi
+extras=""
+[ "$want_test" = 1 ] && extras="[test]"
+stamp=".venv/.installed${extras}"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q -e ".${extras}"
+  touch "$stamp"
+fi
