@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from pathlib import Path
 
 import click
+import uvloop
 
 
 def default_data_dir() -> Path:
@@ -46,7 +46,7 @@ def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, 
         service_cidr=service_cidr,
     )
     try:
-        asyncio.run(run_server(options))
+        uvloop.run(run_server(options))
     except KeyboardInterrupt:
         pass
 

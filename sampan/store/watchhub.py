@@ -32,7 +32,7 @@ class HubWatch:
         self._hub = hub
         self.prefix = prefix
         self._pending: deque[Event] = deque()
-        self._wakeup = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self._after = 0  # live events at or below this revision are already covered
         self._closed = False
         self._error: Exception | None = None
@@ -49,12 +49,17 @@ class HubWatch:
             self._fail(Unavailable("watcher fell too far behind; restart the watch"))
             return
         self._pending.append(event)
-        self._wakeup.set()
+        self._wake()
 
     def _fail(self, error: Exception) -> None:
         self._error = error
         self._unregister()
-        self._wakeup.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _start(self, backlog: list[Event], covered_to: int) -> None:
         self._after = covered_to
@@ -63,7 +68,7 @@ class HubWatch:
         self._pending.extend(live)
         self._delivered = covered_to
         if self._pending:
-            self._wakeup.set()
+            self._wake()
         self._arm_bookmark()
 
     def _arm_bookmark(self) -> None:
@@ -73,7 +78,7 @@ class HubWatch:
 
     def _bookmark_tick(self) -> None:
         self._bookmark_due = True
-        self._wakeup.set()
+        self._wake()
         self._arm_bookmark()
 
     # -- consumed by the client -------------------------------------------------
@@ -96,14 +101,17 @@ class HubWatch:
                 # and the queue is empty, so that revision is safe to resume from.
                 revision = max(self._delivered, self._hub.revision)
                 return Event("BOOKMARK", "", None, revision)
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._unregister()
-            self._wakeup.set()
+            self._wake()
 
     def _unregister(self) -> None:
         if self._timer is not None:
