@@ -10,24 +10,9 @@ from sampan.store.memory import MemoryStore
 from sampan.store.sqlite import SQLiteStore
 from sampan.store.watchcache import WatchCache
 
+from .etcd_server import etcd_server  # noqa: F401  (fixture)
+
 BACKENDS = ["memory", "sqlite", "etcd", "cache-memory", "cache-sqlite", "cache-etcd"]
-
-
-@pytest.fixture(scope="module")
-async def etcd_endpoint(tmp_path_factory):
-    from .etcd_server import start_etcd
-
-    server = await start_etcd(tmp_path_factory.mktemp("etcd"))
-    try:
-        yield server.endpoint
-    finally:
-        await server.stop() if _is_coroutine_fn(server.stop) else server.stop()
-
-
-def _is_coroutine_fn(fn) -> bool:
-    import inspect
-
-    return inspect.iscoroutinefunction(fn)
 
 
 async def _backend(kind: str, tmp_path, request):
@@ -37,7 +22,7 @@ async def _backend(kind: str, tmp_path, request):
         return SQLiteStore(tmp_path / "state.db")
     from sampan.store.etcd import EtcdStore
 
-    return EtcdStore([request.getfixturevalue("etcd_endpoint")])
+    return EtcdStore([request.getfixturevalue("etcd_server").endpoint])
 
 
 @pytest.fixture(params=BACKENDS)
