@@ -45,7 +45,7 @@ class SQLiteStore:
         path: Path | str,
         retain_revisions: int = 1000,
         compact_interval: float = 30.0,
-        compact_every_writes: int = 500,
+        compact_every_writes: int = 250,
     ) -> None:
         self.path = str(path)
         self.retain_revisions = retain_revisions

@@ -27,9 +27,9 @@ CREATE TABLE IF NOT EXISTS log (
     prev_revision   INTEGER NOT NULL,  -- the key's previous row, 0 if none
     value           BLOB    NOT NULL
 );
--- Racing writers of one key cannot both build on the same previous row.
+-- Racing writers of one key cannot both build on the same previous row. The index
+-- also carries the rowid (= revision), so it serves per-key revision lookups too.
 CREATE UNIQUE INDEX IF NOT EXISTS log_key_prev ON log (key, prev_revision);
-CREATE INDEX IF NOT EXISTS log_key_revision ON log (key, revision);
 -- The latest live revision of each key: makes "list latest" an index range scan.
 CREATE TABLE IF NOT EXISTS current (key TEXT PRIMARY KEY, revision INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);

@@ -1,0 +1,213 @@
+"""The protocol-neutral interface between the API server's streaming handlers and whatever
+runs a pod (the node agent, or a local process in tests and the `raw` runtime).
+
+The handlers speak the client protocols (WebSocket channels, SPDY) and turn them into a
+`StreamIO` plus plain asyncio streams, so a backend never sees a wire format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import pty
+import struct
+import termios
+from dataclasses import dataclass
+from typing import AsyncIterator, Awaitable, Callable, Protocol
+
+# Writes one chunk of output to the client; awaiting it applies back-pressure.
+Output = Callable[[bytes], Awaitable[None]]
+
+
+class StreamError(Exception):
+    """The backend could not start the session (no such container, command not found...).
+
+    Reported to the client as a Failure Status (reason InternalError), unlike a command's
+    non-zero exit code, which is a normal result.
+    """
+
+
+@dataclass
+class StreamIO:
+    """The client's side of an exec/attach session.
+
+    stdin: bytes from the client, EOF when the client closes stdin; None if not requested.
+    stdout/stderr: where output goes; None if not requested (with a tty, stderr is None
+    and the terminal's output all goes to stdout).
+    resize: terminal sizes (width, height) as the client reports them; tty only.
+    """
+
+    stdin: asyncio.StreamReader | None
+    stdout: Output | None
+    stderr: Output | None
+    tty: bool = False
+    resize: AsyncIterator[tuple[int, int]] | None = None
+
+
+class StreamBackend(Protocol):
+    async def exec(self, pod: dict, container: str, command: list[str], io: StreamIO) -> int:
+        """Run `command` in the container, wire it to `io`, return its exit code."""
+
+    async def attach(self, pod: dict, container: str, io: StreamIO) -> int:
+        """Attach `io` to the container's main process; return its exit code."""
+
+    async def port_forward(self, pod: dict, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Open a byte stream to `port` in the pod's network namespace."""
+
+
+def find_container(pod: dict, name: str) -> dict:
+    for c in pod.get("spec", {}).get("containers", []):
+        if c.get("name") == name:
+            return c
+    raise StreamError(f'container {name} is not valid for pod {pod.get("metadata", {}).get("name")}')
+
+
+class LocalProcessBackend:
+    """Runs commands as local subprocesses and forwards ports to 127.0.0.1.
+
+    `attach` has no long-running container process to join, so it starts the container's
+    `command` + `args` for the session; the raw runtime will attach to the real process.
+    """
+
+    def __init__(self, cwd: str | None = None, env: dict[str, str] | None = None) -> None:
+        self.cwd = cwd
+        self.env = env
+
+    async def exec(self, pod: dict, container: str, command: list[str], io: StreamIO) -> int:
+        find_container(pod, container)
+        if not command:
+            raise StreamError("command is required")
+        return await self._run(command, io)
+
+    async def attach(self, pod: dict, container: str, io: StreamIO) -> int:
+        spec = find_container(pod, container)
+        command = list(spec.get("command") or []) + list(spec.get("args") or [])
+        if not command:
+            raise StreamError(f"container {container} has no command to run")
+        return await self._run(command, io)
+
+    async def port_forward(self, pod: dict, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        try:
+            return await asyncio.open_connection("127.0.0.1", port)
+        except OSError as exc:
+            raise StreamError(f"failed to connect to localhost:{port}: {exc.strerror or exc}") from exc
+
+    async def _run(self, command: list[str], io: StreamIO) -> int:
+        if io.tty:
+            return await self._run_pty(command, io)
+        pipe = asyncio.subprocess.PIPE
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=pipe if io.stdin else asyncio.subprocess.DEVNULL,
+                stdout=pipe if io.stdout else asyncio.subprocess.DEVNULL,
+                stderr=pipe if io.stderr else asyncio.subprocess.DEVNULL,
+                cwd=self.cwd,
+                env=self.env,
+            )
+        except OSError as exc:
+            raise StreamError(f"failed to exec {command[0]!r}: {exc.strerror or exc}") from exc
+        feeder = asyncio.create_task(_feed_stdin(io.stdin, proc.stdin)) if io.stdin and proc.stdin else None
+        try:
+            await asyncio.gather(_pump(proc.stdout, io.stdout), _pump(proc.stderr, io.stderr))
+            return await proc.wait()
+        finally:
+            if feeder:
+                feeder.cancel()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+    async def _run_pty(self, command: list[str], io: StreamIO) -> int:
+        master, slave = pty.openpty()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command, stdin=slave, stdout=slave, stderr=slave,
+                cwd=self.cwd, env=self.env, start_new_session=True,
+            )
+        except OSError as exc:
+            os.close(master)
+            raise StreamError(f"failed to exec {command[0]!r}: {exc.strerror or exc}") from exc
+        finally:
+            os.close(slave)
+        os.set_blocking(master, False)
+        tasks = [asyncio.create_task(_pty_stdin(io.stdin, master))] if io.stdin else []
+        if io.resize:
+            tasks.append(asyncio.create_task(_pty_resize(io.resize, master)))
+        try:
+            await _pty_output(master, io.stdout)
+            return await proc.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            os.close(master)
+
+
+async def _pump(src: asyncio.StreamReader | None, out: Output | None) -> None:
+    if src is None or out is None:
+        return
+    while chunk := await src.read(32 * 1024):
+        await out(chunk)
+
+
+async def _feed_stdin(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError):
+        while chunk := await src.read(32 * 1024):
+            dst.write(chunk)
+            await dst.drain()
+        dst.close()
+
+
+async def _pty_output(master: int, out: Output | None) -> None:
+    """Copy terminal output until the process side of the pty is gone (EIO)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        ready = loop.create_future()
+        loop.add_reader(master, lambda: ready.done() or ready.set_result(None))
+        try:
+            await ready
+        finally:
+            loop.remove_reader(master)
+        try:
+            chunk = os.read(master, 32 * 1024)
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            if exc.errno == errno.EIO:
+                return
+            raise
+        if not chunk:
+            return
+        if out:
+            await out(chunk)
+
+
+async def _pty_stdin(src: asyncio.StreamReader, master: int) -> None:
+    loop = asyncio.get_running_loop()
+    while chunk := await src.read(32 * 1024):
+        while chunk:
+            try:
+                n = os.write(master, chunk)
+                chunk = chunk[n:]
+            except BlockingIOError:
+                ready = loop.create_future()
+                loop.add_writer(master, lambda: ready.done() or ready.set_result(None))
+                try:
+                    await ready
+                finally:
+                    loop.remove_writer(master)
+    # Closing stdin on a terminal means sending the EOF character (^D).
+    with contextlib.suppress(OSError):
+        os.write(master, b"\x04")
+
+
+async def _pty_resize(sizes: AsyncIterator[tuple[int, int]], master: int) -> None:
+    async for width, height in sizes:
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))

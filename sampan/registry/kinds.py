@@ -1,0 +1,100 @@
+"""Strategies of the built-in kinds that differ from the default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sampan.api import crdschema, fieldsets
+from sampan.api.selectors import FieldSelector
+from sampan.apiserver.resources import ResourceInfo
+from sampan.registry.meta import Obj, timestamp
+from sampan.registry.strategy import Strategy
+
+DEFAULT_POD_GRACE = 30
+
+
+class PodStrategy(Strategy):
+    def prepare_for_create(self, obj: Obj) -> None:
+        obj["status"] = {"phase": "Pending", "qosClass": _qos_class(obj.get("spec") or {})}
+
+    def grace_period(self, obj: Obj, requested: int | None) -> int:
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        # Nothing runs an unscheduled or finished pod, so there is nothing to wait for.
+        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+            return 0
+        if requested is not None:
+            return max(0, requested)
+        grace = spec.get("terminationGracePeriodSeconds")
+        return DEFAULT_POD_GRACE if grace is None else max(0, int(grace))
+
+
+def _qos_class(spec: dict[str, Any]) -> str:
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    requests_any = limits_all = False
+    guaranteed = bool(containers)
+    for c in containers:
+        res = c.get("resources") or {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        if req or lim:
+            requests_any = True
+        for name in ("cpu", "memory"):
+            if name not in lim or (name in req and str(req[name]) != str(lim[name])):
+                guaranteed = False
+        limits_all = limits_all or bool(lim)
+    if guaranteed:
+        return "Guaranteed"
+    return "Burstable" if requests_any or limits_all else "BestEffort"
+
+
+class NamespaceStrategy(Strategy):
+    def prepare_for_create(self, obj: Obj) -> None:
+        spec = obj.setdefault("spec", {})
+        if "kubernetes" not in (spec.get("finalizers") or []):
+            spec["finalizers"] = list(spec.get("finalizers") or []) + ["kubernetes"]
+        obj["status"] = {"phase": "Active"}
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        # spec.finalizers change only through the finalize subresource.
+        new["spec"] = {**(new.get("spec") or {}), "finalizers": (old.get("spec") or {}).get("finalizers", [])}
+
+    def before_delete(self, obj: Obj) -> bool:
+        meta = obj.setdefault("metadata", {})
+        meta.setdefault("deletionTimestamp", timestamp())
+        meta.setdefault("deletionGracePeriodSeconds", 0)
+        obj["status"] = {**(obj.get("status") or {}), "phase": "Terminating"}
+        return bool((obj.get("spec") or {}).get("finalizers"))
+
+
+class NodeStrategy(Strategy):
+    def prepare_for_create(self, obj: Obj) -> None:
+        pass  # agents register nodes with their status filled in
+
+
+class CustomResourceStrategy(Strategy):
+    """Custom resources: validated against their CRD schema, selected by metadata
+    fields and the CRD's selectableFields."""
+
+    def __init__(self, info: ResourceInfo) -> None:
+        super().__init__(info.group, info.plural, info.has_status, custom=True)
+        self.info = info
+
+    def validate(self, obj: Obj, old: Obj | None) -> list[dict[str, Any]]:
+        return crdschema.validate_cr(obj, self.info.schema) if self.info.schema else []
+
+    def fields(self, obj: Obj) -> dict[str, str]:
+        selectable = frozenset(self.info.selectable_fields)
+        return fieldsets.custom_field_set(obj, not self.info.namespaced, selectable)
+
+    def convert_field_selector(self, selector: FieldSelector) -> FieldSelector:
+        selectable = frozenset(self.info.selectable_fields)
+        fieldsets.validate_custom_field_selector(selector, not self.info.namespaced, selectable)
+        return selector
+
+
+def builtin_strategy(group: str, plural: str, has_status: bool, custom: bool = False) -> Strategy:
+    cls = {
+        ("", "pods"): PodStrategy,
+        ("", "namespaces"): NamespaceStrategy,
+        ("", "nodes"): NodeStrategy,
+    }.get((group, plural), Strategy)
+    return cls(group, plural, has_status, custom)

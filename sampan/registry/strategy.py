@@ -1,0 +1,59 @@
+"""Per-kind behaviour of the generic store. A kind overrides only what it needs;
+the status and scale subresources are the same store with another strategy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sampan.api import fieldsets
+from sampan.api.selectors import FieldSelector
+from sampan.registry.meta import Obj
+
+# Built-in kinds with a status subresource whose generation upstream does not track.
+_NO_GENERATION = {
+    ("", "pods"),
+    ("", "nodes"),
+    ("", "namespaces"),
+    ("", "services"),
+    ("", "persistentvolumes"),
+    ("", "persistentvolumeclaims"),
+    ("", "resourcequotas"),
+}
+
+
+class Strategy:
+    """Defaults suit most kinds: nothing to prepare, no graceful deletion."""
+
+    def __init__(self, group: str, plural: str, has_status: bool, custom: bool = False) -> None:
+        self.group = group
+        self.plural = plural
+        self.has_status = has_status
+        self.tracks_generation = custom or (has_status and (group, plural) not in _NO_GENERATION)
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        """Kinds with a status subresource start with an empty status."""
+        if self.has_status:
+            obj.pop("status", None)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        pass
+
+    def validate(self, obj: Obj, old: Obj | None) -> list[dict[str, Any]]:
+        """Kind-specific checks the schema cannot express (beyond sampan.api.validation)."""
+        return []
+
+    def grace_period(self, obj: Obj, requested: int | None) -> int:
+        """Seconds to wait before removal; 0 means delete now (unless finalizers)."""
+        return 0
+
+    def before_delete(self, obj: Obj) -> bool:
+        """Adjust a live object that is being deleted; True keeps it (deletion pending)."""
+        return False
+
+    def fields(self, obj: Obj) -> dict[str, str]:
+        """Selectable fields for fieldSelector (custom resources override this)."""
+        return fieldsets.field_set(self.group, self.plural, obj)
+
+    def convert_field_selector(self, selector: FieldSelector) -> FieldSelector:
+        """Raises SelectorError for labels this kind does not support."""
+        return fieldsets.convert_field_selector(self.group, self.plural, selector)

@@ -1,0 +1,156 @@
+"""``sampan server``: the store, the registry and the HTTPS API server in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from sampan.api import errors
+from sampan.apiserver.app import build_app
+from sampan.registry.options import WriteOptions
+from sampan.registry.registry import Registry
+from sampan.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+BOOTSTRAP_MANAGER = "sampan-bootstrap"
+
+
+@dataclass
+class ServerOptions:
+    data_dir: Path
+    bind_address: str = "127.0.0.1"
+    port: int = 6443
+    datastore: str = "sqlite"
+    agent: bool = True
+    node_name: str | None = None
+    runtime: str = "auto"
+    cluster_cidr: str = "10.42.0.0/16"
+    service_cidr: str = "10.43.0.0/16"
+    extra_hostnames: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunningServer:
+    url: str
+    kubeconfig: Path
+    registry: Registry
+    store: Store
+    runner: web.AppRunner
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+        await self.store.close()
+
+
+async def bootstrap(registry: Registry) -> None:
+    """The namespaces every cluster has, each with its ``default`` ServiceAccount."""
+    opts = WriteOptions(field_manager=BOOTSTRAP_MANAGER)
+    namespaces = registry.must("", "v1", "namespaces")
+    accounts = registry.must("", "v1", "serviceaccounts")
+    for name in DEFAULT_NAMESPACES:
+        for store, ns, obj in (
+            (namespaces, "", {"metadata": {"name": name}}),
+            (accounts, name, {"metadata": {"name": "default", "namespace": name}}),
+        ):
+            try:
+                await store.create(ns, obj, opts)
+            except errors.APIError as exc:
+                if exc.code != 409:
+                    raise
+
+
+def _first_service_ip(service_cidr: str) -> str:
+    import ipaddress
+
+    return str(next(ipaddress.ip_network(service_cidr, strict=False).hosts()))
+
+
+def _certificate_names(options: ServerOptions) -> tuple[list[str], list[str]]:
+    hostnames = [
+        "localhost",
+        socket.gethostname(),
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        *options.extra_hostnames,
+    ]
+    ips = ["127.0.0.1", "::1", _first_service_ip(options.service_cidr)]
+    if options.bind_address not in ("0.0.0.0", "::", "", "localhost"):
+        ips.append(options.bind_address)
+    return hostnames, ips
+
+
+def _authenticator(pki: Any, data_dir: Path) -> Any:
+    from sampan.apiserver.authn import Authenticator
+
+    token_file = data_dir / "server" / "tokens.csv"
+    return Authenticator(pki.ca_cert_path, token_file if token_file.exists() else None, [pki.sa_public_key])
+
+
+async def _wait_ready(url: str, ssl_ctx: ssl.SSLContext) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            try:
+                async with session.get(url + "/readyz", ssl=ssl_ctx) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url}/readyz did not become ready")
+
+
+async def start_server(options: ServerOptions) -> RunningServer:
+    """Starts serving and returns once /readyz answers ok and the kubeconfig is written."""
+    from sampan.apiserver.pki import ensure_pki, server_ssl_context, write_kubeconfig
+
+    data_dir = Path(options.data_dir)
+    (data_dir / "server").mkdir(parents=True, exist_ok=True)
+    pki = await asyncio.to_thread(ensure_pki, data_dir / "server" / "tls", *_certificate_names(options))
+    store = await open_store(options.datastore, data_dir)
+    # Let the watch cache subscribe to the backend before the first write (it may miss it otherwise).
+    await asyncio.sleep(0.05)
+    registry = Registry(store)
+    await bootstrap(registry)
+    app = build_app(registry, _authenticator(pki, data_dir), pki)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    # Open watches would otherwise hold a shutdown for a minute; clients reconnect anyway.
+    site = web.TCPSite(
+        runner, options.bind_address, options.port, ssl_context=server_ssl_context(pki), shutdown_timeout=2.0
+    )
+    await site.start()
+    port = runner.addresses[0][1]
+    host = "127.0.0.1" if options.bind_address in ("0.0.0.0", "") else options.bind_address
+    host = f"[{host}]" if ":" in host else host
+    url = f"https://{host}:{port}"
+    client_ctx = ssl.create_default_context(cafile=str(pki.ca_cert_path))
+    await _wait_ready(url, client_ctx)
+    kubeconfig = data_dir / "kubeconfig.yaml"
+    await asyncio.to_thread(write_kubeconfig, kubeconfig, url, pki)
+    return RunningServer(url, kubeconfig, registry, store, runner)
+
+
+async def run_server(options: ServerOptions) -> None:
+    server = await start_server(options)
+    print(f"sampan server ready at {server.url} (kubeconfig: {server.kubeconfig})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)  # close the store cleanly instead of dying mid-write
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
