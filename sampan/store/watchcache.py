@@ -88,17 +88,27 @@ class WatchCache:
                     watch.close()
             except asyncio.CancelledError:
                 raise
+            except Compacted as exc:
+                if self.revision >= exc.compacted:
+                    continue  # nothing missed: watch again from where the cache is
+                await self._resync(exc)
             except StoreError as exc:
-                # Lost the stream (compacted past us, backend restart...): start over,
-                # and make every watcher re-list, as they may have missed changes.
-                log.warning("watch cache resyncing after: %s", exc)
-                self._hub.fail_all(Compacted(self.revision, self.revision + 1))
-                await asyncio.sleep(0.2)
-                try:
-                    await self._load()
-                except StoreError as load_error:
-                    log.warning("watch cache reload failed: %s", load_error)
-                    await asyncio.sleep(1.0)
+                # Backend unreachable or restarting: retry from where the cache is.
+                log.warning("watch cache lost its stream, retrying: %s", exc)
+                await asyncio.sleep(0.5)
+
+    async def _resync(self, cause: Exception) -> None:
+        """Changes were compacted away before the cache saw them: reload, and make every
+        watcher re-list, as they may have missed changes too."""
+        log.warning("watch cache resyncing after: %s", cause)
+        self._hub.fail_all(Compacted(self.revision, self.revision + 1))
+        while True:
+            try:
+                await self._load()
+                return
+            except StoreError as load_error:
+                log.warning("watch cache reload failed: %s", load_error)
+                await asyncio.sleep(1.0)
 
     async def _apply(self, event: Event) -> None:
         if event.type != "BOOKMARK":
