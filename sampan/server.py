@@ -120,8 +120,6 @@ async def start_server(options: ServerOptions) -> RunningServer:
     (data_dir / "server").mkdir(parents=True, exist_ok=True)
     pki = await asyncio.to_thread(ensure_pki, data_dir / "server" / "tls", *_certificate_names(options))
     store = await open_store(options.datastore, data_dir)
-    # Let the watch cache subscribe to the backend before the first write (it may miss it otherwise).
-    await asyncio.sleep(0.05)
     registry = Registry(store)
     await bootstrap(registry)
     app = build_app(registry, _authenticator(pki, data_dir), pki)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from sampan.api import errors
 from sampan.api.schemas import KUBERNETES_VERSION, SERVED_MAJOR, SERVED_MINOR
-from sampan.apiserver import keys
+from sampan.apiserver import keys, openapi
 from sampan.apiserver import negotiation as neg
 from sampan.apiserver.resources import ResourceTable
 
@@ -82,8 +82,6 @@ class OpenAPICache:
         return self._docs
 
     def v3_doc(self, path: str) -> dict[str, Any]:
-        from sampan.apiserver import openapi
-
         docs = self._fresh()
         if path not in docs:
             group, version = _split_gv_path(path)
@@ -94,28 +92,17 @@ class OpenAPICache:
         return docs[path]
 
     def v3_root(self) -> dict[str, Any]:
-        from sampan.apiserver import openapi
-
         docs = self._fresh()
         if "/" not in docs:
-            paths = ["api/v1"] + [f"apis/{g}/{v}" for g, vs in self.table.groups() for v in vs]
-            hashes = {p: neg.dumps(self.v3_doc(p)) for p in paths}
-            docs["/"] = openapi.openapi_v3_root({p: _hash(body) for p, body in hashes.items()})
+            paths = [openapi.gv_path("", "v1")] + [openapi.gv_path(g, v) for g, vs in self.table.groups() for v in vs]
+            docs["/"] = openapi.openapi_v3_root({p: openapi.content_hash(self.v3_doc(p)) for p in paths})
         return docs["/"]
 
     def v2(self) -> dict[str, Any]:
-        from sampan.apiserver import openapi
-
         docs = self._fresh()
         if "v2" not in docs:
             docs["v2"] = openapi.build_openapi_v2(list(self.table))
         return docs["v2"]
-
-
-def _hash(body: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha512(body).hexdigest()[:128].upper()
 
 
 def _split_gv_path(path: str) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from sampan.api.apply.merge import InvalidApply
 from sampan.api.defaults import apply_defaults as apply_builtin_defaults
 from sampan.apiserver.resources import ResourceInfo
 from sampan.registry.meta import Obj, timestamp
+from sampan.registry.prune import prune_unknown
 
 PATCH_JSON = "application/json-patch+json"
 PATCH_MERGE = "application/merge-patch+json"
@@ -39,6 +40,7 @@ def check_decoding(obj: Obj, info: ResourceInfo, field_validation: str, warnings
     warnings.extend(warns)
     if causes:
         raise errors.bad_request(validation.strict_decoding_message(info.kind, info.version, causes))
+    prune_unknown(obj, info.schema)
 
 
 def _prune_custom(obj: Obj, info: ResourceInfo, field_validation: str, warnings: list[str]) -> None:
@@ -67,21 +69,33 @@ def _ignored_fields(info: ResourceInfo, subresource: str) -> tuple[str, ...] | N
     return ("status",) if info.has_status and not subresource else None
 
 
-def update_managed_fields(
-    old: Obj | None, new: Obj, manager: str, info: ResourceInfo, subresource: str, operation: str = "Update"
-) -> None:
+def update_managed_fields(old: Obj | None, new: Obj, manager: str, info: ResourceInfo, subresource: str) -> None:
+    """Records a non-apply write (operation Update) by ``manager``."""
     if not manager:
         return
     apply.update_managed_fields(
-        old, new, manager, info.schema, info.group_version, timestamp(), subresource=subresource,
-        operation=operation, ignored_fields=_ignored_fields(info, subresource),
+        old,
+        new,
+        manager,
+        info.schema,
+        info.group_version,
+        timestamp(),
+        subresource=subresource,
+        ignored_fields=_ignored_fields(info, subresource),
     )
 
 
 def server_side_apply(live: Obj, applied: Obj, manager: str, force: bool, info: ResourceInfo, subresource: str) -> Obj:
     try:
         return apply.server_side_apply(
-            live, applied, manager, force, info.schema, info.group_version, timestamp(), subresource=subresource,
+            live,
+            applied,
+            manager,
+            force,
+            info.schema,
+            info.group_version,
+            timestamp(),
+            subresource=subresource,
             ignored_fields=_ignored_fields(info, subresource),
         )
     except apply.ApplyConflict as exc:

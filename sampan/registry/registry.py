@@ -20,6 +20,9 @@ class Registry:
         self.bookmark_interval = bookmark_interval
         self._strategies: dict[tuple[str, str], Strategy] = {}
         self._stores: dict[tuple[str, str, str], tuple[ResourceInfo, ResourceStore]] = {}
+        namespaces = self.table.get("", "v1", "namespaces")
+        assert namespaces is not None, "the resource table must serve namespaces"
+        self._namespaces = namespaces
 
     def set_strategy(self, group: str, plural: str, strategy: Strategy) -> None:
         """Custom resources (and tests) install their own strategy."""
@@ -59,7 +62,7 @@ class Registry:
             cause = errors.cause("FieldValueRequired", "Required value", "metadata.namespace")
             raise errors.invalid("", "", name, [cause])
         try:
-            kv = await self.store.get(f"/registry/core/namespaces/{namespace}")
+            kv = await self.store.get(self._namespaces.key("", namespace))
         except st.NotFound:
             raise errors.not_found(NAMESPACES, namespace) from None
         ns = decode(kv.value, kv.revision)

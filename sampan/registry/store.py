@@ -251,7 +251,8 @@ class ResourceStore:
         self._admit(new, old, opts)
         if self.strategy.tracks_generation and _spec_changed(new, old):
             new_meta["generation"] = int(old_meta.get("generation") or 0) + 1
-        hooks.update_managed_fields(old, new, opts.field_manager, self.info, subresource, operation)
+        if operation != "Apply":  # an apply has recorded its own field set already
+            hooks.update_managed_fields(old, new, opts.field_manager, self.info, subresource)
 
     @staticmethod
     def _finalized(new: Obj, old: Obj) -> bool:

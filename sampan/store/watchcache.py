@@ -26,6 +26,7 @@ from .interface import (
     StoreError,
     TryUpdate,
     Unavailable,
+    Watch,
     decode_continue,
     encode_continue,
     prefix_end,
@@ -51,7 +52,10 @@ class WatchCache:
 
     async def start(self) -> None:
         await self._load()
-        self._follower = asyncio.create_task(self._follow())
+        # Subscribe before returning: a watch "from now" opened later would miss the
+        # writes made in between (on an empty store the list revision is 0 = now).
+        first = await self.backend.watch(self.prefix, self.revision, bookmark_interval=1.0)
+        self._follower = asyncio.create_task(self._follow(first))
 
     async def close(self) -> None:
         if self._follower is not None:
@@ -77,10 +81,12 @@ class WatchCache:
         self.revision = revision
         self._hub.advance(revision)
 
-    async def _follow(self) -> None:
+    async def _follow(self, first: Watch) -> None:
+        pending: Watch | None = first
         while True:
             try:
-                watch = await self.backend.watch(self.prefix, self.revision, bookmark_interval=1.0)
+                watch = pending or await self.backend.watch(self.prefix, self.revision, bookmark_interval=1.0)
+                pending = None
                 try:
                     async for event in watch:
                         await self._apply(event)

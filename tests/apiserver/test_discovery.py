@@ -171,14 +171,27 @@ async def test_custom_resource_schema_status_scale_and_selectors(client, registr
     from sampan.apiserver.resources import SCALE, status
 
     info = ResourceInfo(
-        "example.com", "v1", "gadgets", "gadget", "Gadget", True, custom=True, schema=WIDGET_SCHEMA,
-        subresources={"status": status("Gadget"), "scale": SCALE}, selectable_fields=("spec.color",),
+        "example.com",
+        "v1",
+        "gadgets",
+        "gadget",
+        "Gadget",
+        True,
+        custom=True,
+        schema=WIDGET_SCHEMA,
+        subresources={"status": status("Gadget"), "scale": SCALE},
+        selectable_fields=("spec.color",),
         scale_paths=(".spec.size", ".status.replicas", ".status.selector"),
     )
     registry.table.add(info)
     base = "/apis/example.com/v1/namespaces/default/gadgets"
-    body = {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"},
-            "spec": {"color": "red", "extra": 1}, "status": {"replicas": 9}}
+    body = {
+        "apiVersion": "example.com/v1",
+        "kind": "Gadget",
+        "metadata": {"name": "g"},
+        "spec": {"color": "red", "extra": 1},
+        "status": {"replicas": 9},
+    }
     code, st = await call(client, "POST", f"{base}?fieldValidation=Strict", body)
     assert code == 400 and 'unknown field "spec.extra"' in st["message"]
     code, obj = await call(client, "POST", base, body)
@@ -186,8 +199,13 @@ async def test_custom_resource_schema_status_scale_and_selectors(client, registr
     bad = {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "h"}, "spec": {"size": 0}}
     code, st = await call(client, "POST", base, bad)
     assert code == 422 and st["details"]["causes"][0]["field"] == "spec.size"
-    code, obj = await call(client, "PATCH", f"{base}/g/status", {"status": {"replicas": 2, "selector": "app=g"}},
-                           "application/merge-patch+json")
+    code, obj = await call(
+        client,
+        "PATCH",
+        f"{base}/g/status",
+        {"status": {"replicas": 2, "selector": "app=g"}},
+        "application/merge-patch+json",
+    )
     assert code == 200 and obj["status"]["replicas"] == 2
     code, scale = await call(client, "GET", f"{base}/g/scale")
     assert scale["spec"]["replicas"] == 3 and scale["status"] == {"replicas": 2, "selector": "app=g"}

@@ -53,9 +53,22 @@ class Cluster:
 
 def start_cluster(data_dir: Path, datastore: str) -> Cluster:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sampan", "server", "--data-dir", str(data_dir), "--datastore", datastore,
-         "--port", "0", "--no-agent"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "sampan",
+            "server",
+            "--data-dir",
+            str(data_dir),
+            "--datastore",
+            datastore,
+            "--port",
+            "0",
+            "--no-agent",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     ready = threading.Event()
     output: list[str] = []

@@ -388,12 +388,18 @@ async def test_exec_goes_to_the_stream_backend(registry) -> None:
 async def test_eviction_respects_disruption_budgets(client) -> None:
     await call(client, "POST", PODS, pod("ev", node="n1"))
     await call(client, "PATCH", f"{PODS}/ev", {"metadata": {"labels": {"app": "db"}}}, "application/merge-patch+json")
-    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db"},
-           "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}}
+    pdb = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "db"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}},
+    }
     await call(client, "POST", "/apis/policy/v1/namespaces/default/poddisruptionbudgets", pdb)
     eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "ev"}}
     code, st = await call(client, "POST", f"{PODS}/ev/eviction", eviction)
-    assert code == 429 and st["reason"] == "TooManyRequests" and st["details"]["causes"][0]["reason"] == "DisruptionBudget"
+    assert (
+        code == 429 and st["reason"] == "TooManyRequests" and st["details"]["causes"][0]["reason"] == "DisruptionBudget"
+    )
     await call(client, "DELETE", "/apis/policy/v1/namespaces/default/poddisruptionbudgets/db")
     eviction["deleteOptions"] = {"gracePeriodSeconds": 0}
     code, st = await call(client, "POST", f"{PODS}/ev/eviction", eviction)
@@ -426,6 +432,27 @@ BAD_INPUTS = [
 async def test_client_mistakes_are_4xx_status(client) -> None:
     await call(client, "POST", CMS, configmap("ok"))
     for method, path, body, ctype in BAD_INPUTS:
-        code, st = await call(client, method, path, body, ctype) if body is not None else await call(client, method, path)
+        code, st = (
+            await call(client, method, path, body, ctype) if body is not None else await call(client, method, path)
+        )
         assert 400 <= code < 500, (method, path, body, code, st)
         assert st["kind"] == "Status" and st["status"] == "Failure" and st["code"] == code
+
+
+async def test_unknown_fields_strict_warn_ignore(client) -> None:
+    body = configmap("u")
+    body["bogus"] = 1
+    body["metadata"]["alsoBogus"] = "x"
+    code, st = await call(client, "POST", f"{CMS}?fieldValidation=Strict", body)
+    assert code == 400 and 'unknown field "bogus"' in st["message"]
+    resp = await client.post(f"{CMS}?fieldValidation=Warn", json=body)
+    assert resp.status == 201 and 'unknown field \\"bogus\\"' in resp.headers.get("Warning", "")
+    stored = await resp.json()
+    assert "bogus" not in stored and "alsoBogus" not in stored["metadata"]
+    body["metadata"]["name"] = "v"
+    code, obj = await call(client, "POST", f"{CMS}?fieldValidation=Ignore", body)
+    assert code == 201 and "bogus" not in obj
+    dep = deployment("keep")
+    dep["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "1"}}
+    code, obj = await call(client, "POST", DEPLOYS, dep)
+    assert obj["spec"]["template"]["spec"]["containers"][0]["resources"] == {"limits": {"cpu": "1"}}

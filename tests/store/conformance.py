@@ -307,3 +307,9 @@ async def test_compaction(store, prefix):
         assert (event.type, event.value) == ("MODIFIED", b"last")
     finally:
         watch.close()
+
+
+async def test_read_own_first_write(store, prefix):
+    """The very first write after start is visible at once (no gap while a cache subscribes)."""
+    kv = await store.create(prefix + "first", b"1")
+    assert (await store.get(prefix + "first")) == kv

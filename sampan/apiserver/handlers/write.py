@@ -67,7 +67,9 @@ def _warning_headers(opts: WriteOptions) -> dict[str, str] | None:
     if not opts.warnings:
         return None
     # One header with comma-separated warn-values is equivalent to several headers.
-    return {"Warning": ", ".join(f'299 - "{w}"' for w in opts.warnings)}
+    # dict.fromkeys: a write retried after a conflict reports each warning once.
+    quoted = (w.replace("\\", "\\\\").replace('"', '\\"') for w in dict.fromkeys(opts.warnings))
+    return {"Warning": ", ".join(f'299 - "{w}"' for w in quoted)}
 
 
 async def create(request: web.Request, rr: ResourceRequest, registry: Registry) -> web.StreamResponse:
