@@ -16,6 +16,9 @@ from aiohttp import web
 
 from sampan.api import errors
 from sampan.apiserver.app import build_app
+from sampan.client.local import LocalClient
+from sampan.controllers.base import ControllerOptions
+from sampan.controllers.manager import ControllerManager
 from sampan.registry.options import WriteOptions
 from sampan.registry.registry import Registry
 from sampan.store import Store, open_store
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 BOOTSTRAP_MANAGER = "sampan-bootstrap"
+CONTROLLER_MANAGER = "kube-controller-manager"
 
 
 @dataclass
@@ -38,6 +42,9 @@ class ServerOptions:
     cluster_cidr: str = "10.42.0.0/16"
     service_cidr: str = "10.43.0.0/16"
     extra_hostnames: list[str] = field(default_factory=list)
+    # Which in-process control loops run: None = all registered ones.
+    controllers: list[str] | None = None
+    disabled_controllers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -47,8 +54,11 @@ class RunningServer:
     registry: Registry
     store: Store
     runner: web.AppRunner
+    controllers: ControllerManager | None = None
 
     async def stop(self) -> None:
+        if self.controllers is not None:
+            await self.controllers.stop()
         await self.runner.cleanup()
         await self.store.close()
 
@@ -136,9 +146,18 @@ async def start_server(options: ServerOptions) -> RunningServer:
     url = f"https://{host}:{port}"
     client_ctx = ssl.create_default_context(cafile=str(pki.ca_cert_path))
     await _wait_ready(url, client_ctx)
+    controllers = await _start_controllers(registry, options)
     kubeconfig = data_dir / "kubeconfig.yaml"
     await asyncio.to_thread(write_kubeconfig, kubeconfig, url, pki)
-    return RunningServer(url, kubeconfig, registry, store, runner)
+    return RunningServer(url, kubeconfig, registry, store, runner, controllers)
+
+
+async def _start_controllers(registry: Registry, options: ServerOptions) -> ControllerManager:
+    settings = ControllerOptions(service_cidr=options.service_cidr, cluster_cidr=options.cluster_cidr)
+    client = LocalClient(registry, field_manager=CONTROLLER_MANAGER)
+    manager = ControllerManager(client, options.controllers, settings, options.disabled_controllers)
+    await manager.start()
+    return manager
 
 
 async def run_server(options: ServerOptions) -> None:

@@ -4,18 +4,16 @@ official ``kubernetes`` Python client."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-KUBECTL = shutil.which("kubectl")
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+from tests.e2e.cluster import KUBECTL, Cluster, cluster, needs_kubectl, start_cluster, stop_cluster  # noqa: F401
+
+pytestmark = needs_kubectl
 
 DEPLOYMENT = """
 apiVersion: apps/v1
@@ -34,75 +32,6 @@ spec:
         ports: [{containerPort: 80}]
         env: [{name: A, value: "1"}, {name: B, value: "2"}]
 """
-
-
-class Cluster:
-    def __init__(self, data_dir: Path, proc: subprocess.Popen[str]) -> None:
-        self.data_dir = data_dir
-        self.proc = proc
-        self.kubeconfig = data_dir / "kubeconfig.yaml"
-        self.cache = data_dir / "kubectl-cache"
-
-    def kubectl(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        cmd = [str(KUBECTL), "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache), *args]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
-        return result
-
-
-def start_cluster(data_dir: Path, datastore: str) -> Cluster:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sampan",
-            "server",
-            "--data-dir",
-            str(data_dir),
-            "--datastore",
-            datastore,
-            "--port",
-            "0",
-            "--no-agent",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    ready = threading.Event()
-    output: list[str] = []
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            output.append(line)
-            if "ready" in line:
-                ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(60):
-        stop_cluster(proc)
-        raise AssertionError("server did not become ready:\n" + "".join(output))
-    return Cluster(data_dir, proc)
-
-
-def stop_cluster(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    running = start_cluster(tmp_path_factory.mktemp("sampan"), "memory")
-    try:
-        yield running
-    finally:
-        stop_cluster(running.proc)
 
 
 def test_sqlite_state_survives_restart(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""Control loops. One module per controller; each registers itself with ``@register``."""
