@@ -35,18 +35,76 @@ def main(log_level: str) -> None:
 @click.option("--runtime", default="auto", show_default=True, type=click.Choice(["auto", "raw", "oci", "cri"]))
 @click.option("--cluster-cidr", default="10.42.0.0/16", show_default=True)
 @click.option("--service-cidr", default="10.43.0.0/16", show_default=True)
+@click.option("--node-monitor-grace-period", default=40.0, type=click.FloatRange(min=0.1), hidden=True,
+              help="Seconds a node may miss heartbeats before it is marked NotReady")
+@click.option("--default-not-ready-toleration-seconds", default=300, type=click.IntRange(min=0), hidden=True)
+@click.option("--default-unreachable-toleration-seconds", default=300, type=click.IntRange(min=0), hidden=True)
 def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, no_agent: bool,
-           node_name: str | None, runtime: str, cluster_cidr: str, service_cidr: str) -> None:
+           node_name: str | None, runtime: str, cluster_cidr: str, service_cidr: str,
+           node_monitor_grace_period: float, default_not_ready_toleration_seconds: int,
+           default_unreachable_toleration_seconds: int) -> None:
     """Run a whole cluster in this process."""
     from .server import ServerOptions, run_server
 
     options = ServerOptions(
         data_dir=data_dir or default_data_dir(), bind_address=bind_address, port=port, datastore=datastore,
         agent=not no_agent, node_name=node_name, runtime=runtime, cluster_cidr=cluster_cidr,
-        service_cidr=service_cidr,
+        service_cidr=service_cidr, node_monitor_grace_period=node_monitor_grace_period,
+        default_not_ready_toleration_seconds=default_not_ready_toleration_seconds,
+        default_unreachable_toleration_seconds=default_unreachable_toleration_seconds,
     )
     try:
         uvloop.run(run_server(options))
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.option("--simulate", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Register N simulated nodes (KWOK-like) instead of running pods on this machine")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
+              help="Kubeconfig of the cluster [default: $KUBECONFIG, else DATA_DIR/kubeconfig.yaml]")
+@click.option("--server", default=None, help="URL of the server to join (real nodes)")
+@click.option("--token", default=None, help="Join token (see `sampan token`)")
+@click.option("--node-name", default=None, help="Name of this node [default: the host name]")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--node-cpu", default="4", show_default=True, help="Simulated nodes: CPU capacity")
+@click.option("--node-memory", default="16Gi", show_default=True, help="Simulated nodes: memory capacity")
+@click.option("--node-pods", default=110, show_default=True, type=click.IntRange(min=1),
+              help="Simulated nodes: pod capacity")
+@click.option("--name-prefix", default="sim-", show_default=True, help="Simulated nodes are named PREFIX0 .. PREFIX(N-1)")
+@click.option("--cluster-cidr", default="10.42.0.0/16", show_default=True,
+              help="Simulated pod addresses: each node gets a block (a /24 when N nodes fit)")
+@click.option("--job-duration", default="1s", show_default=True,
+              help="Simulated Job pods finish after this long (annotation sampan.dev/simulate-duration overrides)")
+@click.option("--node-lease-renew-interval", default=10.0, show_default=True, type=click.FloatRange(min=0.05),
+              hidden=True, help="Seconds between lease renewals (tests shorten it)")
+def agent(simulate: int | None, kubeconfig: str | None, server: str | None, token: str | None,
+          node_name: str | None, data_dir: Path | None, node_cpu: str, node_memory: str, node_pods: int,
+          name_prefix: str, cluster_cidr: str, job_duration: str, node_lease_renew_interval: float) -> None:
+    """Run a node agent (with --simulate N: N simulated nodes)."""
+    if simulate is None:
+        raise click.UsageError(
+            "joining a real node (--server URL --token T) is not implemented yet; "
+            "use `sampan agent --simulate N` to register simulated nodes"
+        )
+    from .node.simulated import SimulatedOptions, run_simulated
+    from .node.simulated_pods import parse_duration
+
+    try:
+        duration = parse_duration(job_duration)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--job-duration") from None
+    config = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    config = config or str((data_dir or default_data_dir()) / "kubeconfig.yaml")
+    if not Path(config).is_file():
+        raise click.UsageError(f"kubeconfig {config} not found (pass --kubeconfig)")
+    options = SimulatedOptions(
+        count=simulate, name_prefix=name_prefix, cpu=node_cpu, memory=node_memory, pods=node_pods,
+        cluster_cidr=cluster_cidr, job_duration=duration, renew_interval=node_lease_renew_interval,
+    )
+    try:
+        uvloop.run(run_simulated(config, options))
     except KeyboardInterrupt:
         pass
 

@@ -16,11 +16,15 @@ from aiohttp import web
 
 from sampan.api import errors
 from sampan.apiserver.app import build_app
+from sampan.apiserver.crds import CRDController
 from sampan.client.local import LocalClient
 from sampan.controllers.base import ControllerOptions
 from sampan.controllers.manager import ControllerManager
+from sampan.registry.kubernetes_service import advertise_address, ensure_kubernetes_service, repair_allocations
+from sampan.registry import default_tolerations
 from sampan.registry.options import WriteOptions
 from sampan.registry.registry import Registry
+from sampan.scheduler import Scheduler
 from sampan.store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -28,6 +32,7 @@ log = logging.getLogger(__name__)
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 BOOTSTRAP_MANAGER = "sampan-bootstrap"
 CONTROLLER_MANAGER = "kube-controller-manager"
+SCHEDULER = "default-scheduler"
 
 
 @dataclass
@@ -45,6 +50,12 @@ class ServerOptions:
     # Which in-process control loops run: None = all registered ones.
     controllers: list[str] | None = None
     disabled_controllers: list[str] = field(default_factory=list)
+    # Run the scheduler in-process (off: pods stay Pending unless something else binds them).
+    scheduler: bool = True
+    # Node lifecycle (upstream's kube-controller-manager/kube-apiserver flags; tests shorten them).
+    node_monitor_grace_period: float = 40.0
+    default_not_ready_toleration_seconds: int = 300
+    default_unreachable_toleration_seconds: int = 300
 
 
 @dataclass
@@ -55,8 +66,14 @@ class RunningServer:
     store: Store
     runner: web.AppRunner
     controllers: ControllerManager | None = None
+    crds: CRDController | None = None
+    scheduler: Scheduler | None = None
 
     async def stop(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        if self.crds is not None:
+            await self.crds.stop()
         if self.controllers is not None:
             await self.controllers.stop()
         await self.runner.cleanup()
@@ -106,7 +123,7 @@ def _authenticator(pki: Any, data_dir: Path) -> Any:
     from sampan.apiserver.authn import Authenticator
 
     token_file = data_dir / "server" / "tokens.csv"
-    return Authenticator(pki.ca_cert_path, token_file if token_file.exists() else None, [pki.sa_public_key])
+    return Authenticator(pki.ca_cert_path, token_file if token_file.exists() else None, [pki.sa_pub_path])
 
 
 async def _wait_ready(url: str, ssl_ctx: ssl.SSLContext) -> None:
@@ -124,14 +141,24 @@ async def _wait_ready(url: str, ssl_ctx: ssl.SSLContext) -> None:
 
 async def start_server(options: ServerOptions) -> RunningServer:
     """Starts serving and returns once /readyz answers ok and the kubeconfig is written."""
-    from sampan.apiserver.pki import ensure_pki, server_ssl_context, write_kubeconfig
+    from sampan.apiserver.pkifiles import ensure_pki_files, server_ssl_context, write_kubeconfig
 
     data_dir = Path(options.data_dir)
     (data_dir / "server").mkdir(parents=True, exist_ok=True)
-    pki = await asyncio.to_thread(ensure_pki, data_dir / "server" / "tls", *_certificate_names(options))
+    # The PKI is checked (or created) by a child process while the store opens and the
+    # cluster objects are set up; a failed start-up leaves nothing behind but its files.
+    pki_task = asyncio.ensure_future(ensure_pki_files(data_dir / "server" / "tls", *_certificate_names(options)))
+    pki_task.add_done_callback(lambda t: t.cancelled() or t.exception())
     store = await open_store(options.datastore, data_dir)
-    registry = Registry(store)
+    registry = Registry(store, service_cidr=options.service_cidr)
+    default_tolerations.configure(
+        registry, options.default_not_ready_toleration_seconds, options.default_unreachable_toleration_seconds
+    )
     await bootstrap(registry)
+    await repair_allocations(registry)  # before serving, so no create is in flight
+    crds = CRDController(registry)
+    await crds.start()  # stored CRDs are served before /readyz says ok
+    pki = await pki_task
     app = build_app(registry, _authenticator(pki, data_dir), pki)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
@@ -144,16 +171,30 @@ async def start_server(options: ServerOptions) -> RunningServer:
     host = "127.0.0.1" if options.bind_address in ("0.0.0.0", "") else options.bind_address
     host = f"[{host}]" if ":" in host else host
     url = f"https://{host}:{port}"
+    await ensure_kubernetes_service(registry, options.bind_address, port)
     client_ctx = ssl.create_default_context(cafile=str(pki.ca_cert_path))
     await _wait_ready(url, client_ctx)
-    controllers = await _start_controllers(registry, options)
+    controllers = await _start_controllers(registry, options, port)
+    scheduler = await _start_scheduler(registry) if options.scheduler else None
     kubeconfig = data_dir / "kubeconfig.yaml"
     await asyncio.to_thread(write_kubeconfig, kubeconfig, url, pki)
-    return RunningServer(url, kubeconfig, registry, store, runner, controllers)
+    return RunningServer(url, kubeconfig, registry, store, runner, controllers, crds, scheduler=scheduler)
 
 
-async def _start_controllers(registry: Registry, options: ServerOptions) -> ControllerManager:
-    settings = ControllerOptions(service_cidr=options.service_cidr, cluster_cidr=options.cluster_cidr)
+async def _start_scheduler(registry: Registry) -> Scheduler:
+    scheduler = Scheduler(LocalClient(registry, field_manager=SCHEDULER))
+    await scheduler.start()
+    return scheduler
+
+
+async def _start_controllers(registry: Registry, options: ServerOptions, port: int) -> ControllerManager:
+    settings = ControllerOptions(
+        service_cidr=options.service_cidr,
+        cluster_cidr=options.cluster_cidr,
+        node_monitor_grace_period=options.node_monitor_grace_period,
+    )
+    # Where the `kubernetes` Service points (its controller keeps it in place).
+    settings.extra["apiserver"] = (advertise_address(options.bind_address), port)
     client = LocalClient(registry, field_manager=CONTROLLER_MANAGER)
     manager = ControllerManager(client, options.controllers, settings, options.disabled_controllers)
     await manager.start()

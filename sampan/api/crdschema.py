@@ -146,7 +146,7 @@ def validate_cr(obj: dict, schema: dict) -> list[Cause]:
     errs: list[Cause] = []
     meta = obj.get("metadata")
     if isinstance(meta, dict):
-        errs += validate_object_meta(meta, None, names.name_checker("subdomain"))
+        errs += validate_object_meta(meta, None, names.name_checker("subdomain"), core_rules=False)
     body = {k: v for k, v in obj.items() if k not in _ROOT_KEYS}
     root = dict(schema or {})
     root["properties"] = {k: v for k, v in (root.get("properties") or {}).items() if k not in _ROOT_KEYS}

@@ -9,7 +9,8 @@ the upstream extensions (``x-kubernetes-patch-merge-key``, ``x-kubernetes-list-t
 from __future__ import annotations
 
 import functools
-from importlib import resources
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,10 +20,52 @@ SERVED_MAJOR, SERVED_MINOR = "1", "32"
 _REF_PREFIX = "#/$defs/"
 
 
+def _definitions_file() -> Path:
+    # find_spec locates the package without running its __init__ (which pulls in
+    # jsonschema and friends, megabytes the server never uses).
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the kubernetes-validate package is not installed")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    return root / "kubernetes-json-schema" / f"v{KUBERNETES_VERSION}-local" / "_definitions.json"
+
+
+def _without_descriptions(node: Any) -> Any:
+    """Schema documentation text dropped: most of the file, needed only for OpenAPI docs."""
+    if isinstance(node, dict):
+        return {
+            k: _without_descriptions(v) for k, v in node.items() if not (k == "description" and isinstance(v, str))
+        }
+    if isinstance(node, list):
+        return [_without_descriptions(v) for v in node]
+    return node
+
+
 @functools.cache
 def definitions() -> dict[str, dict[str, Any]]:
-    root = resources.files("kubernetes_validate") / "kubernetes-json-schema" / f"v{KUBERNETES_VERSION}-local"
-    return orjson.loads((root / "_definitions.json").read_bytes())["$defs"]
+    """The definitions without ``description`` texts (a quarter of the memory)."""
+    return _without_descriptions(documented_definitions.__wrapped__())
+
+
+@functools.cache
+def documented_definitions() -> dict[str, dict[str, Any]]:
+    """The definitions as shipped, documentation included (for OpenAPI documents)."""
+    return orjson.loads(_definitions_file().read_bytes())["$defs"]
+
+
+@functools.cache
+def _property_descriptions() -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, schema in documented_definitions.__wrapped__().items():
+        props = schema.get("properties") or {}
+        out[name] = {p: s["description"] for p, s in props.items() if isinstance(s.get("description"), str)}
+    return out
+
+
+def property_description(definition: str, prop: str) -> str | None:
+    """The documentation of one property of a definition, without keeping the whole file."""
+    descriptions = _property_descriptions().get(definition)
+    return None if descriptions is None else descriptions.get(prop, "")
 
 
 @functools.cache

@@ -13,21 +13,25 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
+import ssl
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-import jwt
 from aiohttp import web
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
-from sampan.apiserver.pki import Pki
+# cryptography and PyJWT (about 10 MB) are imported only when a token or key is
+# actually handled: client certificates are checked with the ssl module alone.
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    from sampan.apiserver.pki import Pki
+
+    PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,6 @@ LEEWAY_SECONDS = 60
 # kubectl exec over WebSocket may carry the token in the subprotocol list.
 _WS_TOKEN_PREFIX = "base64url.bearer.authorization.k8s.io."
 
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 # (namespace, name) -> the ServiceAccount object, or None if it no longer exists.
 ServiceAccountGetter = Callable[[str, str], dict | None]
 
@@ -102,6 +105,9 @@ def load_token_file(path: Path) -> dict[str, _StaticToken]:
 
 
 def _load_public_key(item: Any) -> list[PublicKey]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if isinstance(item, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
         return [item]
     if isinstance(item, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
@@ -118,11 +124,15 @@ def _load_public_key(item: Any) -> list[PublicKey]:
 
 def key_id(key: PublicKey) -> str:
     """Upstream's ``kid``: unpadded base64url SHA-256 of the DER public key."""
+    from cryptography.hazmat.primitives import serialization
+
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
 
 
 def _algorithm(key: PublicKey | rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     if isinstance(key, (rsa.RSAPublicKey, rsa.RSAPrivateKey)):
         return "RS256"
     curve = key.curve.name
@@ -140,13 +150,22 @@ class Authenticator:
         audiences: list[str] | None = None,
         service_account_getter: ServiceAccountGetter | None = None,
     ) -> None:
-        self.ca_cert = x509.load_pem_x509_certificate(Path(ca_cert_path).read_bytes()) if ca_cert_path else None
+        self.ca_subject = _certificate_subject(Path(ca_cert_path)) if ca_cert_path else None
         self.tokens = load_token_file(Path(token_file)) if token_file else {}
-        self.sa_keys: list[PublicKey] = [k for item in service_account_public_keys for k in _load_public_key(item)]
+        self._sa_key_sources = list(service_account_public_keys)
+        self._sa_keys: list[PublicKey] | None = None
         self.issuers = [issuer] if isinstance(issuer, str) else list(issuer)
         # Like kube-apiserver, the API audiences default to the issuer.
         self.audiences = audiences if audiences is not None else list(self.issuers)
         self.service_account_getter = service_account_getter
+        self._connection_users: weakref.WeakKeyDictionary[Any, UserInfo | None] = weakref.WeakKeyDictionary()
+
+    @property
+    def sa_keys(self) -> list[PublicKey]:
+        """The ServiceAccount token keys, loaded when the first token needs them."""
+        if self._sa_keys is None:
+            self._sa_keys = [k for item in self._sa_key_sources for k in _load_public_key(item)]
+        return self._sa_keys
 
     # --- entry point --------------------------------------------------------------------
 
@@ -166,19 +185,26 @@ class Authenticator:
         ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
         if ssl_object is None:
             return None
-        # getpeercert() is only non-empty when the TLS layer verified the chain.
-        if not ssl_object.getpeercert():
+        # A connection's peer certificate never changes: check it once per connection
+        # (parsing and verifying it on every request was a large share of a request's CPU).
+        try:
+            return self._connection_users[ssl_object]
+        except KeyError:
+            pass
+        user = self._certificate_user(ssl_object)
+        self._connection_users[ssl_object] = user
+        return user
+
+    def _certificate_user(self, ssl_object: Any) -> UserInfo | None:
+        # getpeercert() is only non-empty when the TLS layer verified the chain up to
+        # the cluster CA (the only CA the server trusts); the issuer check then keeps
+        # the rule that client certificates are issued by the CA directly.
+        peer = ssl_object.getpeercert()
+        if not peer:
             return None
-        der = ssl_object.getpeercert(binary_form=True)
-        if not der:
+        if self.ca_subject is not None and peer.get("issuer") != self.ca_subject:
             return None
-        cert = x509.load_der_x509_certificate(der)
-        if self.ca_cert is not None:
-            try:
-                cert.verify_directly_issued_by(self.ca_cert)
-            except (InvalidSignature, ValueError, TypeError):
-                return None
-        return user_from_certificate(cert)
+        return _user_from_subject(peer.get("subject") or ())
 
     # --- bearer tokens ------------------------------------------------------------------
 
@@ -197,6 +223,8 @@ class Authenticator:
         return None
 
     def authenticate_service_account_token(self, token: str) -> UserInfo | None:
+        import jwt
+
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError:
@@ -254,8 +282,28 @@ class Authenticator:
         return UserInfo(f"{SA_PREFIX}{namespace}:{name}", uid, groups, extra)
 
 
+def _certificate_subject(path: Path) -> Any:
+    """A CA certificate's subject in the form ``SSLObject.getpeercert()`` reports names."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile=str(path))
+    certs = ctx.get_ca_certs()
+    return certs[0]["subject"] if certs else None
+
+
+def _user_from_subject(subject: Any) -> UserInfo | None:
+    """Like :func:`user_from_certificate`, from a decoded ``getpeercert()`` subject."""
+    attrs = [pair for rdn in subject for pair in rdn]
+    cns = [value for name, value in attrs if name == "commonName"]
+    if not cns or not cns[0]:
+        return None
+    groups = [str(value) for name, value in attrs if name == "organizationName"]
+    return UserInfo(str(cns[0]), "", _with_authenticated(groups), {})
+
+
 def user_from_certificate(cert: x509.Certificate) -> UserInfo | None:
     """CN is the user name, each O a group (upstream's CommonNameUserConversion)."""
+    from cryptography.x509.oid import NameOID
+
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not cns or not cns[0].value:
         return None
@@ -327,6 +375,8 @@ def issue_service_account_token(
         "nbf": issued,
         "sub": f"{SA_PREFIX}{namespace}:{name}",
     }
+    import jwt
+
     key = pki.sa_key
     token = jwt.encode(claims, key, algorithm=_algorithm(key), headers={"kid": key_id(key.public_key())})
     return token, _rfc3339(expires)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from sampan.api import errors
 from sampan.api.schemas import KUBERNETES_VERSION, SERVED_MAJOR, SERVED_MINOR
-from sampan.apiserver import keys, openapi
+from sampan.apiserver import keys, openapi, openapi_v2pb
 from sampan.apiserver import negotiation as neg
 from sampan.apiserver.resources import ResourceTable
 
@@ -104,6 +104,12 @@ class OpenAPICache:
             docs["v2"] = openapi.build_openapi_v2(list(self.table))
         return docs["v2"]
 
+    def v2_protobuf(self) -> bytes:
+        docs = self._fresh()
+        if "v2pb" not in docs:
+            docs["v2pb"] = openapi_v2pb.encode_document(self.v2())
+        return docs["v2pb"]
+
 
 def _split_gv_path(path: str) -> tuple[str, str]:
     parts = path.strip("/").split("/")
@@ -125,7 +131,8 @@ async def openapi_v3(request: web.Request) -> web.Response:
 
 async def openapi_v2(request: web.Request) -> web.Response:
     accept = request.headers.get("Accept", "")
+    cache: OpenAPICache = request.app[keys.OPENAPI]
     if "protobuf" in accept and "json" not in accept:
-        # Only the JSON form is served; kubectl uses v2 only when v3 is missing.
-        raise errors.not_acceptable([neg.JSON])
-    return neg.respond(request.app[keys.OPENAPI].v2())
+        # kubectl validates kinds the v3 documents do not name (a v1 List) against v2.
+        return web.Response(body=cache.v2_protobuf(), content_type=openapi_v2pb.CONTENT_TYPE)
+    return neg.respond(cache.v2())

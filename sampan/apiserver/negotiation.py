@@ -114,8 +114,10 @@ def error_response(err: errors.APIError) -> web.Response:
 
 # -- request bodies -------------------------------------------------------------------------
 async def read_body(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise errors.request_entity_too_large(MAX_BODY)
+    if request.content_length is not None:
+        if request.content_length > MAX_BODY:
+            raise errors.request_entity_too_large(MAX_BODY)
+        return await request.read()  # the parser stops at the declared length
     chunks, size = [], 0
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)

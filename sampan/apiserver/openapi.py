@@ -66,7 +66,7 @@ def _convert(node: Any, prefix: str) -> Any:
 
 @functools.cache
 def _definition(name: str, prefix: str) -> dict:
-    raw = schemas.definitions()[name]
+    raw = schemas.documented_definitions()[name]
     if name.endswith("intstr.IntOrString"):
         return {"description": raw.get("description", "IntOrString"), "type": "string", "format": "int-or-string"}
     if name.endswith("resource.Quantity"):
@@ -112,8 +112,9 @@ def _crd_schemas(res: Any, prefix: str) -> dict[str, dict]:
     gvk = [{"group": res.group, "kind": res.kind, "version": res.version}]
     body = copy.deepcopy(res.schema or {"type": "object", "x-kubernetes-preserve-unknown-fields": True})
     props = body.setdefault("properties", {})
-    props["apiVersion"] = _convert(schemas.definitions()[_META + "Status"]["properties"]["apiVersion"], prefix)
-    props["kind"] = _convert(schemas.definitions()[_META + "Status"]["properties"]["kind"], prefix)
+    status_props = schemas.documented_definitions()[_META + "Status"]["properties"]
+    props["apiVersion"] = _convert(status_props["apiVersion"], prefix)
+    props["kind"] = _convert(status_props["kind"], prefix)
     props["metadata"] = {"allOf": [{"$ref": prefix + OBJECT_META}], "description": "Standard object's metadata."}
     body.setdefault("type", "object")
     body["x-kubernetes-group-version-kind"] = gvk

@@ -7,20 +7,25 @@ no longer covered, when it nears expiry, or when the CA changed.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import ipaddress
+import json
 import os
-import ssl
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+# The server process uses these without importing this module (no cryptography there).
+from sampan.apiserver.pkifiles import PkiPaths, server_ssl_context, write_kubeconfig, write_stamp
+from sampan.apiserver.pkifiles import write_private as _write
+
+__all__ = ["Pki", "ensure_pki", "issue_client_certificate", "server_ssl_context", "write_kubeconfig"]
 
 CA_DAYS = 3650
 LEAF_DAYS = 365
@@ -40,43 +45,10 @@ PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 @dataclass
-class Pki:
-    tls_dir: Path
+class Pki(PkiPaths):
     ca_cert: x509.Certificate
     ca_key: ec.EllipticCurvePrivateKey
     sa_key: rsa.RSAPrivateKey
-
-    @property
-    def ca_cert_path(self) -> Path:
-        return self.tls_dir / "ca.crt"
-
-    @property
-    def ca_key_path(self) -> Path:
-        return self.tls_dir / "ca.key"
-
-    @property
-    def server_cert_path(self) -> Path:
-        return self.tls_dir / "server.crt"
-
-    @property
-    def server_key_path(self) -> Path:
-        return self.tls_dir / "server.key"
-
-    @property
-    def admin_cert_path(self) -> Path:
-        return self.tls_dir / "admin.crt"
-
-    @property
-    def admin_key_path(self) -> Path:
-        return self.tls_dir / "admin.key"
-
-    @property
-    def sa_key_path(self) -> Path:
-        return self.tls_dir / "sa.key"
-
-    @property
-    def sa_pub_path(self) -> Path:
-        return self.tls_dir / "sa.pub"
 
     @property
     def ca_pem(self) -> bytes:
@@ -99,17 +71,6 @@ def _key_pem(key: PrivateKey) -> bytes:
 
 def _cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    # Write to a private temp file first so a key is never readable by others,
-    # not even for a moment, and a crash never leaves half a file.
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 def _new_ec_key() -> ec.EllipticCurvePrivateKey:
@@ -304,46 +265,14 @@ def issue_client_certificate(pki: Pki, user: str, groups: list[str], days: int) 
     return _cert_pem(cert), _key_pem(key)
 
 
-def write_kubeconfig(path: Path, server_url: str, pki: Pki, user: str = "admin") -> None:
-    """Write a kubeconfig with embedded CA and client credentials (mode 0600).
-
-    ``user="admin"`` uses the admin certificate (system:admin in system:masters);
-    any other name gets a fresh certificate for that user with no groups.
-    """
-    if user == "admin":
-        cert_pem, key_pem = pki.admin_cert_path.read_bytes(), pki.admin_key_path.read_bytes()
-    else:
-        cert_pem, key_pem = issue_client_certificate(pki, user, [], LEAF_DAYS)
-
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode()
-
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "sampan", "cluster": {"server": server_url, "certificate-authority-data": b64(pki.ca_pem)}}
-        ],
-        "users": [
-            {"name": user, "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}}
-        ],
-        "contexts": [{"name": "sampan", "context": {"cluster": "sampan", "user": user}}],
-        "current-context": "sampan",
-        "preferences": {},
-    }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write(path, yaml.safe_dump(config, sort_keys=False).encode(), 0o600)
+def main() -> None:
+    """``python -m sampan.apiserver.pki '[tls_dir, hostnames, ips]'`` (used by pkifiles)."""
+    tls_dir, hostnames, ips = json.loads(sys.argv[1])
+    pki = ensure_pki(Path(tls_dir), hostnames, ips)
+    leaves = [_load_cert(pki.server_cert_path), _load_cert(pki.admin_cert_path)]
+    expiry = min(cert.not_valid_after_utc for cert in leaves if cert is not None)
+    write_stamp(pki.tls_dir, hostnames, ips, (expiry - RENEW_BEFORE).timestamp())
 
 
-def server_ssl_context(pki: Pki) -> ssl.SSLContext:
-    """TLS for the API server: client certs are checked against the CA when sent,
-    but not required, so bearer tokens and anonymous requests still get through."""
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(pki.server_cert_path, pki.server_key_path)
-    ctx.load_verify_locations(cafile=str(pki.ca_cert_path))
-    ctx.verify_mode = ssl.CERT_OPTIONAL
-    # HTTP/1.1 only: exec/attach/port-forward upgrades need it (see kubectl-compat §0).
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
+if __name__ == "__main__":
+    main()

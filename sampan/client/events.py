@@ -60,6 +60,7 @@ class EventRecorder:
         instance: str = "",
         cache_size: int = 4096,
         queue_size: int = 1000,
+        writers: int = 1,
     ) -> None:
         self.client = client
         self.component = component
@@ -68,7 +69,10 @@ class EventRecorder:
         self._written: OrderedDict[tuple[str, ...], _Written] = OrderedDict()
         self._cache_size = cache_size
         self._queue: asyncio.Queue[tuple[Obj, str, str, str, str]] = asyncio.Queue(queue_size)
-        self._task: asyncio.Task[None] | None = None
+        # More than one writer lets a busy component's events share store commits; a repeat
+        # racing its first write may then become a second Event instead of a count.
+        self._writers = max(1, writers)
+        self._tasks: list[asyncio.Task[None]] = []
 
     def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         """Record an event about ``obj``; returns at once."""
@@ -79,8 +83,9 @@ class EventRecorder:
         except asyncio.QueueFull:
             log.warning("event queue full, dropping %s %s: %s", type_, reason, message)
             return
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"events {self.component}")
+        self._tasks = [t for t in self._tasks if not t.done()]
+        if len(self._tasks) < min(self._writers, self._queue.qsize()):
+            self._tasks.append(asyncio.get_running_loop().create_task(self._run(), name=f"events {self.component}"))
 
     def eventf(self, obj: Obj, type_: str, reason: str, fmt: str, *args: Any) -> None:
         self.event(obj, type_, reason, fmt % args if args else fmt)
@@ -90,10 +95,10 @@ class EventRecorder:
         await self._queue.join()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:

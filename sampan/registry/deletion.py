@@ -99,6 +99,7 @@ async def delete(rs: ResourceStore, namespace: str, name: str, opts: DeleteOptio
             if pending is None:
                 if not opts.dry_run:
                     await rs.store.delete(key, same_revision)
+                    await rs.strategy.after_delete(obj)
                 return deleted_status(rs, obj), True
             if opts.dry_run:
                 return pending, False

@@ -6,6 +6,7 @@ each module spells its API, and their errors come back as API errors.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from sampan.api import apply, crdschema, errors, patch, validation
@@ -41,6 +42,20 @@ def check_decoding(obj: Obj, info: ResourceInfo, field_validation: str, warnings
     if causes:
         raise errors.bad_request(validation.strict_decoding_message(info.kind, info.version, causes))
     prune_unknown(obj, info.schema)
+    if info.group == "" and info.kind == "Secret":
+        fold_string_data(obj)
+
+
+def fold_string_data(secret: Obj) -> None:
+    """Secret.stringData is write-only: upstream conversion merges it into data, where it
+    wins over a data entry with the same key, and never stores it."""
+    string_data = secret.pop("stringData", None)
+    if not isinstance(string_data, dict) or not string_data:
+        return
+    data = secret.get("data") if isinstance(secret.get("data"), dict) else {}
+    for key, value in string_data.items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    secret["data"] = data
 
 
 def _prune_custom(obj: Obj, info: ResourceInfo, field_validation: str, warnings: list[str]) -> None:

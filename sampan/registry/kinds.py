@@ -7,6 +7,8 @@ from typing import Any
 from sampan.api import crdschema, fieldsets
 from sampan.api.selectors import FieldSelector
 from sampan.apiserver.resources import ResourceInfo
+from sampan.registry.default_tolerations import DEFAULT_SECONDS as DEFAULT_TOLERATION_SECONDS
+from sampan.registry.default_tolerations import add_default_tolerations
 from sampan.registry.meta import Obj, timestamp
 from sampan.registry.strategy import Strategy
 
@@ -14,8 +16,12 @@ DEFAULT_POD_GRACE = 30
 
 
 class PodStrategy(Strategy):
+    # DefaultTolerationSeconds: (not-ready, unreachable); the server may change them.
+    toleration_seconds: tuple[int, int] = (DEFAULT_TOLERATION_SECONDS, DEFAULT_TOLERATION_SECONDS)
+
     def prepare_for_create(self, obj: Obj) -> None:
         obj["status"] = {"phase": "Pending", "qosClass": _qos_class(obj.get("spec") or {})}
+        add_default_tolerations(obj, *self.toleration_seconds)
 
     def grace_period(self, obj: Obj, requested: int | None) -> int:
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
@@ -65,6 +71,33 @@ class NamespaceStrategy(Strategy):
         return bool((obj.get("spec") or {}).get("finalizers"))
 
 
+class JobStrategy(Strategy):
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        spec = obj.setdefault("spec", {})
+        if spec.get("manualSelector") is True:
+            return
+        # Like upstream: the job's pods are selected by its uid, so they can't match another job's.
+        meta = obj.get("metadata") or {}
+        uid, name = meta.get("uid", ""), meta.get("name", "")
+        selector = spec.get("selector") if isinstance(spec.get("selector"), dict) else {}
+        match = selector.get("matchLabels") if isinstance(selector.get("matchLabels"), dict) else {}
+        match.setdefault("batch.kubernetes.io/controller-uid", uid)
+        spec["selector"] = {**selector, "matchLabels": match}
+        template = spec.get("template")
+        if isinstance(template, dict):
+            tmeta = template.setdefault("metadata", {})
+            labels = tmeta.get("labels") if isinstance(tmeta.get("labels"), dict) else {}
+            for key, value in (
+                ("batch.kubernetes.io/controller-uid", uid),
+                ("batch.kubernetes.io/job-name", name),
+                ("controller-uid", uid),
+                ("job-name", name),
+            ):
+                labels.setdefault(key, value)
+            tmeta["labels"] = labels
+
+
 class NodeStrategy(Strategy):
     def prepare_for_create(self, obj: Obj) -> None:
         pass  # agents register nodes with their status filled in
@@ -96,5 +129,6 @@ def builtin_strategy(group: str, plural: str, has_status: bool, custom: bool = F
         ("", "pods"): PodStrategy,
         ("", "namespaces"): NamespaceStrategy,
         ("", "nodes"): NodeStrategy,
+        ("batch", "jobs"): JobStrategy,
     }.get((group, plural), Strategy)
     return cls(group, plural, has_status, custom)

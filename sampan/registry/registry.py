@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from sampan.api import errors
 from sampan.apiserver.resources import ResourceInfo, ResourceTable, default_table
+from sampan.registry.admission import default_chain
+from sampan.registry.allocators import ServiceAllocators
 from sampan.registry.kinds import CustomResourceStrategy, builtin_strategy
 from sampan.registry.meta import decode
+from sampan.registry.services import ServiceStrategy
 from sampan.registry.store import ResourceStore
 from sampan.registry.strategy import Strategy
 from sampan.store import interface as st
 
 NAMESPACES = errors.GroupResource("", "namespaces")
+DEFAULT_SERVICE_CIDR = "10.43.0.0/16"
+DEFAULT_NODE_PORT_RANGE = (30000, 32767)
 
 
 class Registry:
-    def __init__(self, store: st.Store, table: ResourceTable | None = None, bookmark_interval: float = 60.0) -> None:
+    def __init__(
+        self,
+        store: st.Store,
+        table: ResourceTable | None = None,
+        bookmark_interval: float = 60.0,
+        service_cidr: str = DEFAULT_SERVICE_CIDR,
+        node_port_range: tuple[int, int] = DEFAULT_NODE_PORT_RANGE,
+    ) -> None:
         self.store = store
         self.table = table if table is not None else default_table()
         self.bookmark_interval = bookmark_interval
@@ -23,6 +35,9 @@ class Registry:
         namespaces = self.table.get("", "v1", "namespaces")
         assert namespaces is not None, "the resource table must serve namespaces"
         self._namespaces = namespaces
+        self.allocators = ServiceAllocators(store, service_cidr, node_port_range)
+        self._strategies[("", "services")] = ServiceStrategy(self.allocators)
+        self.admission = default_chain(self)
 
     def set_strategy(self, group: str, plural: str, strategy: Strategy) -> None:
         """Custom resources (and tests) install their own strategy."""

@@ -14,7 +14,7 @@ import orjson
 from sampan.api import errors
 from sampan.api.names import generate_name, name_rule_for, validate_object_name
 from sampan.apiserver.resources import ResourceInfo
-from sampan.registry import deletion, hooks, listing
+from sampan.registry import admission, deletion, hooks, listing
 from sampan.registry.meta import Obj, decode, encode, meta, new_uid, timestamp
 from sampan.registry.options import DeleteOptions, ListOptions, WriteOptions
 from sampan.registry.strategy import Strategy
@@ -96,12 +96,20 @@ class ResourceStore:
             causes = [errors.cause("FieldValueInvalid", f'Invalid value: "{value}": {p}', field) for p in problems]
             raise errors.invalid(self.info.kind, self.info.group, name, causes)
 
-    def _admit(self, obj: Obj, old: Obj | None, opts: WriteOptions) -> None:
+    async def _admit(
+        self, obj: Obj, old: Obj | None, opts: WriteOptions, subresource: str = "", mutated: bool = False
+    ) -> None:
+        """Defaults, mutating admission (unless done already), validation, validating admission."""
         hooks.apply_defaults(obj, self.info)
+        operation = admission.UPDATE if old is not None else admission.CREATE
+        attrs = admission.Attributes(operation, self.info, obj, old, subresource, opts.dry_run, opts.user)
+        if not mutated:
+            await self.registry.admission.admit(attrs)
         hooks.validate(obj, old, self.info)
         causes = self.strategy.validate(obj, old)
         if causes:
             raise errors.invalid(self.info.kind, self.info.group, meta(obj).get("name", ""), causes)
+        await self.registry.admission.validate(attrs)
 
     # -- get --------------------------------------------------------------------
     async def get(self, namespace: str, name: str) -> Obj:
@@ -130,18 +138,31 @@ class ResourceStore:
         else:
             m.pop("generation", None)
         self.stamp(obj)
+        # Mutating admission sees the defaulted object before the strategy derives anything
+        # from it (a pod's QoS class must reflect LimitRange defaults), as upstream.
+        hooks.apply_defaults(obj, self.info)
+        attrs = admission.Attributes(admission.CREATE, self.info, obj, None, "", opts.dry_run, opts.user)
+        await self.registry.admission.admit(attrs)
         self.strategy.prepare_for_create(obj)
-        self._admit(obj, None, opts)
+        await self._admit(obj, None, opts, mutated=True)
         hooks.update_managed_fields(None, obj, opts.field_manager, self.info, "")
         attempts = GENERATE_NAME_ATTEMPTS if generated else 1
-        for attempt in range(attempts):
-            if generated:
-                m["name"] = generate_name(m["generateName"])
-            try:
-                return await self._persist_new(obj, opts)
-            except st.AlreadyExists:
-                if attempt == attempts - 1:
-                    raise errors.already_exists(self.gr, m["name"]) from None
+        finish = await self.strategy.begin_create(obj, opts.dry_run)
+        stored = False
+        try:
+            for attempt in range(attempts):
+                if generated:
+                    m["name"] = generate_name(m["generateName"])
+                try:
+                    created = await self._persist_new(obj, opts)
+                    stored = True
+                    return created
+                except st.AlreadyExists:
+                    if attempt == attempts - 1:
+                        raise errors.already_exists(self.gr, m["name"]) from None
+        finally:
+            if finish is not None:
+                await finish(stored)
         raise AssertionError("unreachable")
 
     async def _persist_new(self, obj: Obj, opts: WriteOptions) -> Obj:
@@ -174,31 +195,44 @@ class ResourceStore:
         wanted one. Runs again if another writer got in first."""
         key = self.key(namespace, name)
         result: dict[str, Any] = {}
+        finishes: list[Any] = []
 
-        def try_update(current: st.KeyValue | None) -> bytes:
+        async def try_update(current: st.KeyValue | None) -> bytes:
             assert current is not None
+            while finishes:  # a lost race: undo the previous attempt's reservations
+                await finishes.pop()(False)
             old = self.read(current)
             new = mutate(copy_obj(old))
             self.check_url_identity(namespace, name, new)
-            self._prepare_update(new, old, current.revision, opts, subresource, operation)
+            await self._prepare_update(new, old, current.revision, opts, subresource, operation)
+            if not subresource:
+                finish = await self.strategy.begin_update(new, old, opts.dry_run)
+                if finish is not None:
+                    finishes.append(finish)
             result["obj"], result["old"] = new, old
             return encode(new)
 
         try:
             if opts.dry_run:
                 current = await self.store.get(key)
-                try_update(current)
+                await try_update(current)
                 meta(result["obj"])["resourceVersion"] = str(current.revision)
                 return self.stamp(result["obj"])
             kv = await self.store.guaranteed_update(key, try_update)
-        except st.NotFound:
-            raise errors.not_found(self.gr, name) from None
+        except BaseException as exc:
+            while finishes:
+                await finishes.pop()(False)
+            if isinstance(exc, st.NotFound):
+                raise errors.not_found(self.gr, name) from None
+            raise
+        while finishes:
+            await finishes.pop()(True)
         new = self.read(kv)
         if self._finalized(new, result["old"]):
             return await self._remove_finalized(key, kv, new)
         return new
 
-    def _prepare_update(
+    async def _prepare_update(
         self, new: Obj, old: Obj, revision: int, opts: WriteOptions, subresource: str, operation: str
     ) -> None:
         hooks.check_decoding(new, self.info, opts.field_validation, opts.warnings)
@@ -248,7 +282,7 @@ class ResourceStore:
         new_meta.pop("resourceVersion", None)
         if subresource != "status" and subresource not in _ACTIONS:
             self.strategy.prepare_for_update(new, old)
-        self._admit(new, old, opts)
+        await self._admit(new, old, opts, subresource)
         if self.strategy.tracks_generation and _spec_changed(new, old):
             new_meta["generation"] = int(old_meta.get("generation") or 0) + 1
         if operation != "Apply":  # an apply has recorded its own field set already
@@ -269,7 +303,8 @@ class ResourceStore:
         try:
             await self.store.delete(key, st.Preconditions(revision=kv.revision))
         except (st.NotFound, st.Conflict):
-            pass  # someone else deleted or changed it; their write decides
+            return new  # someone else deleted or changed it; their write decides
+        await self.strategy.after_delete(new)
         return new
 
     async def patch(

@@ -3,6 +3,7 @@ the status and scale subresources are the same store with another strategy."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sampan.api import fieldsets
@@ -19,6 +20,9 @@ _NO_GENERATION = {
     ("", "persistentvolumeclaims"),
     ("", "resourcequotas"),
 }
+
+# Called once the write is stored (True) or has failed (False).
+Finish = Callable[[bool], Awaitable[None]]
 
 
 class Strategy:
@@ -41,6 +45,16 @@ class Strategy:
     def validate(self, obj: Obj, old: Obj | None) -> list[dict[str, Any]]:
         """Kind-specific checks the schema cannot express (beyond sampan.api.validation)."""
         return []
+
+    async def begin_create(self, obj: Obj, dry_run: bool) -> Finish | None:
+        """Reserve what the object needs outside itself (e.g. a Service's IP) just before storing."""
+        return None
+
+    async def begin_update(self, new: Obj, old: Obj, dry_run: bool) -> Finish | None:
+        return None
+
+    async def after_delete(self, obj: Obj) -> None:
+        """The object has been removed from the store."""
 
     def grace_period(self, obj: Obj, requested: int | None) -> int:
         """Seconds to wait before removal; 0 means delete now (unless finalizers)."""

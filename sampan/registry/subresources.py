@@ -11,7 +11,7 @@ from sampan.api.selectors import SelectorError, label_selector_from_dict
 from sampan.apiserver.resources import ResourceInfo
 from sampan.registry import hooks
 from sampan.registry.meta import Obj, meta, timestamp
-from sampan.registry.options import DeleteOptions, ListOptions, WriteOptions
+from sampan.registry.options import DeleteOptions, WriteOptions
 from sampan.registry.store import ResourceStore, copy_obj
 
 # Scale is not served as a resource of its own; this describes it for the patch code.
@@ -142,46 +142,37 @@ async def bind_pod(rs: ResourceStore, namespace: str, name: str, binding: Obj, o
         status["conditions"] = conditions
         return pod
 
-    # The status is written too, so go through the status path of the same store.
-    await rs.write(namespace, name, mutate, opts, "binding")
+    # Like upstream's BindingREST: a plain read-modify-write of the stored pod, without the
+    # update path's decoding checks, validation and managedFields (the scheduler's hot path).
+    from sampan.registry.meta import encode
+    from sampan.store import interface as st
+
+    uid = meta(binding).get("uid")
+
+    def try_update(current: st.KeyValue | None) -> bytes:
+        assert current is not None
+        pod = rs.read(current)
+        if uid and meta(pod).get("uid") != uid:
+            why = f"Precondition failed: UID in precondition: {uid}, UID in object meta: {meta(pod).get('uid')}"
+            raise errors.conflict(gr, name, why)
+        return encode(mutate(pod))
+
+    try:
+        if opts.dry_run:
+            try_update(await rs.store.get(rs.key(namespace, name)))
+        else:
+            await rs.store.guaranteed_update(rs.key(namespace, name), try_update)
+    except st.NotFound:
+        raise errors.not_found(errors.GroupResource("", "pods"), name) from None
     return errors.status_success()
 
 
 # -- pods/eviction -----------------------------------------------------------------------
-async def _blocking_budget(rs: ResourceStore, pod: Obj) -> Obj | None:
-    """A PodDisruptionBudget that selects the pod and allows no more disruptions."""
-    pdbs = rs.registry.resource("policy", "v1", "poddisruptionbudgets")
-    if pdbs is None:
-        return None
-    labels = meta(pod).get("labels") or {}
-    for pdb in (await pdbs.list(meta(pod)["namespace"], ListOptions()))["items"]:
-        try:
-            selector = label_selector_from_dict((pdb.get("spec") or {}).get("selector"))
-        except SelectorError:
-            continue
-        if not selector.empty and selector.matches(labels):
-            if int((pdb.get("status") or {}).get("disruptionsAllowed") or 0) < 1:
-                return pdb
-    return None
-
-
 async def evict_pod(rs: ResourceStore, namespace: str, name: str, eviction: Obj, opts: WriteOptions) -> Obj:
-    pod = await rs.get(namespace, name)
-    # A pod already being deleted may always be evicted: it is going away anyway.
-    pdb = None if meta(pod).get("deletionTimestamp") else await _blocking_budget(rs, pod)
-    if pdb is not None:
-        status = pdb.get("status") or {}
-        err = errors.too_many_requests("Cannot evict pod as it would violate the pod's disruption budget.", 10)
-        detail = (
-            f"The disruption budget {meta(pdb)['name']} needs {status.get('desiredHealthy', 0)} healthy pods "
-            f"and has {status.get('currentHealthy', 0)} currently"
-        )
-        err.status["details"]["causes"] = [{"reason": "DisruptionBudget", "message": detail}]
-        raise err
-    options = DeleteOptions.from_dict(eviction.get("deleteOptions") or {})
-    options.dry_run = options.dry_run or opts.dry_run
-    await rs.delete(namespace, name, options)
-    return errors.status_success()
+    """Deletes the pod unless its PodDisruptionBudget forbids it (see eviction.py)."""
+    from sampan.registry.eviction import evict_pod as evict
+
+    return await evict(rs, namespace, name, eviction, opts)
 
 
 # -- namespaces/finalize -----------------------------------------------------------------

@@ -388,6 +388,9 @@ async def test_exec_goes_to_the_stream_backend(registry) -> None:
 async def test_eviction_respects_disruption_budgets(client) -> None:
     await call(client, "POST", PODS, pod("ev", node="n1"))
     await call(client, "PATCH", f"{PODS}/ev", {"metadata": {"labels": {"app": "db"}}}, "application/merge-patch+json")
+    # Pending pods are always evictable (upstream): make it a running one the budget protects.
+    running = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    await call(client, "PATCH", f"{PODS}/ev/status", running, "application/merge-patch+json")
     pdb = {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",

@@ -226,6 +226,8 @@ def with_prefix(fieldset: Iterable[Path], prefix: Path) -> FieldSet:
 def recursive_difference(fieldset: Iterable[Path], remove: Iterable[Path]) -> FieldSet:
     """Drops every member of ``remove`` and everything below it."""
     roots = set(remove)
+    if not roots:
+        return frozenset(fieldset)
     return frozenset(p for p in fieldset
                      if not any(p[:i] in roots for i in range(1, len(p) + 1)))
 

@@ -146,12 +146,15 @@ def _seconds(time: str | None) -> float:
 def encode(managers: Managers) -> list[dict[str, Any]]:
     """Entries in upstream order: appliers first, then by time, name, version, subresource."""
     live = [e for e in managers.values() if e.fields]
-    live.sort(key=lambda e: (e.operation, _seconds(e.time), e.manager, e.api_version, e.subresource))
+    if len(live) > 1:
+        live.sort(key=lambda e: (e.operation, _seconds(e.time), e.manager, e.api_version, e.subresource))
     return [e.encode() for e in live]
 
 
 def _cap_updaters(managers: Managers) -> None:
     """Folds the oldest update entries into per-version "ancient-changes" entries."""
+    if sum(1 for e in managers.values() if e.operation == UPDATE) <= MAX_UPDATE_MANAGERS:
+        return  # nothing to fold (the common case): skip sorting
     updaters = sorted((e for e in managers.values() if e.operation == UPDATE),
                       key=lambda e: (_seconds(e.time), e.identifier()))
     count = len(updaters)
@@ -184,6 +187,18 @@ def _body(obj: dict[str, Any] | None) -> dict[str, Any]:
     meta = out.get("metadata")
     if isinstance(meta, dict):
         meta.pop("managedFields", None)
+    return out
+
+
+def _view(obj: dict[str, Any] | None) -> dict[str, Any]:
+    """Like :func:`_body` but sharing everything except the top two levels: for read-only
+    comparisons, where a deep copy of the whole object is wasted work."""
+    if obj is None:
+        return {}
+    out = dict(obj)
+    meta = out.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
     return out
 
 
@@ -358,7 +373,7 @@ def update_managed_fields(old: dict[str, Any] | None, new: dict[str, Any], manag
 
     schema = mg.root_schema(schema)
     ignored = _ignored(subresource, ignored_fields)
-    before, after = _body(old), _body(new)
+    before, after = _view(old), _view(new)
     # A create is compared with the kind's zero value, where nested structs already exist.
     diff = mg.compare(before, after, schema, zero_structs=old is None)
     changed = fp.recursive_difference(diff.changed(), ignored)

@@ -317,8 +317,11 @@ def _compare(old: Any, new: Any, s: dict[str, Any], path: Path, c: Comparison,
     # Only fields of a node that exists in the zero value exist there themselves.
     zero_structs = zero_structs and (in_zero or not path)
     both_empty = _empty(old) and _empty(new)
-    maps = all(v is MISSING or v is None or isinstance(v, dict) for v in (old, new))
-    lists = all(v is MISSING or v is None or isinstance(v, list) for v in (old, new))
+    # Written out rather than all(...) over a generator: this runs for every node.
+    maps = (old is MISSING or old is None or isinstance(old, dict)) and (
+        new is MISSING or new is None or isinstance(new, dict))
+    lists = (old is MISSING or old is None or isinstance(old, list)) and (
+        new is MISSING or new is None or isinstance(new, list))
     if maps and not both_empty and not _atomic_map(s):
         o = old if isinstance(old, dict) else {}
         n = new if isinstance(new, dict) else {}

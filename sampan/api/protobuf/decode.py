@@ -42,6 +42,7 @@ _KINDS: dict[str, dict[str, Message]] = {
     "authentication.k8s.io/v1beta1": {"SelfSubjectReview": review.SELF_SUBJECT_REVIEW},
     "authorization.k8s.io/v1": {
         "SelfSubjectAccessReview": review.SELF_SUBJECT_ACCESS_REVIEW,
+        "SelfSubjectRulesReview": review.SELF_SUBJECT_RULES_REVIEW,
         "SubjectAccessReview": review.SUBJECT_ACCESS_REVIEW,
         "LocalSubjectAccessReview": review.SUBJECT_ACCESS_REVIEW,
     },

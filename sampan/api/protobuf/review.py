@@ -94,3 +94,22 @@ TOKEN_REVIEW = Message("TokenReview", {
         3: ("error", STR),
     })),
 })
+
+SELF_SUBJECT_RULES_REVIEW = Message("SelfSubjectRulesReview", {
+    1: ("metadata", OBJECT_META),
+    2: ("spec", Message("SelfSubjectRulesReviewSpec", {1: ("namespace", STR)})),
+    3: ("status", Message("SubjectRulesReviewStatus", {
+        1: ("resourceRules", rep(Message("ResourceRule", {
+            1: ("verbs", rep(STR), REQ),
+            2: ("apiGroups", rep(STR)),
+            3: ("resources", rep(STR)),
+            4: ("resourceNames", rep(STR)),
+        })), REQ),
+        2: ("nonResourceRules", rep(Message("NonResourceRule", {
+            1: ("verbs", rep(STR), REQ),
+            2: ("nonResourceURLs", rep(STR)),
+        })), REQ),
+        3: ("incomplete", BOOL, REQ),
+        4: ("evaluationError", STR),
+    })),
+})

@@ -77,15 +77,13 @@ def describe(doc: Doc) -> str:
         return doc
     definition, prop = doc
     try:
-        from sampan.api.schemas import definitions
+        from sampan.api.schemas import property_description
     except ImportError:  # descriptions are cosmetic; never fail a table over them
         return ""
-    defs = definitions()
     for prefix in _DEF_PREFIXES:
-        schema = defs.get(prefix + definition)
-        if schema is not None:
-            text = (schema.get("properties") or {}).get(prop, {}).get("description")
-            return text or ""
+        text = property_description(prefix + definition, prop)
+        if text is not None:
+            return text
     return ""
 
 

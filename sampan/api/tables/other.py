@@ -79,6 +79,16 @@ def priority_class_row(pc: Obj, now: datetime) -> list[Any]:
             pc.get("preemptionPolicy") or ""]
 
 
+# The scale subresource (kubectl get --subresource=scale); not a resource of its own.
+SCALE_COLUMNS = [NAME, Column("Desired", "integer", doc=("autoscaling.v1.ScaleSpec", "replicas")),
+                 Column("Available", "integer", doc=("autoscaling.v1.ScaleStatus", "replicas"))]
+
+
+@register("autoscaling", "scales", SCALE_COLUMNS)
+def scale_row(scale: Obj, now: datetime) -> list[Any]:
+    return [name(scale), as_int(dig(scale, "spec", "replicas")), as_int(dig(scale, "status", "replicas"))]
+
+
 @register("coordination.k8s.io", "leases",
           [NAME, Column("Holder", doc=("coordination.v1.LeaseSpec", "holderIdentity")), AGE])
 def lease_row(lease: Obj, now: datetime) -> list[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sampan.api.validation import core, names, workloads
+from sampan.api.validation import core, crd, names, workloads
 from sampan.api.validation.field import Cause
 from sampan.api.validation.meta import validate_object_meta, validate_object_meta_update
 from sampan.api.validation.update import UPDATE_RULES
@@ -55,6 +55,7 @@ KIND_RULES: dict[tuple[str, str], Callable[[dict], list[Cause]]] = {
     ("batch", "CronJob"): workloads.validate_cron_job,
     ("networking.k8s.io", "Ingress"): workloads.validate_ingress,
     ("networking.k8s.io", "NetworkPolicy"): workloads.validate_network_policy,
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): crd.validate_crd,
 }
 
 
@@ -70,7 +71,8 @@ def validate_builtin(obj: dict, group: str, kind: str, old: dict | None = None) 
     """
     name_fn = names.name_checker(NAME_RULES.get((group, kind), "subdomain"))
     meta = obj.get("metadata")
-    errs = validate_object_meta(meta, is_namespaced(group, kind), name_fn)
+    # apiextensions objects use the generic ObjectMeta rules, not the core ones.
+    errs = validate_object_meta(meta, is_namespaced(group, kind), name_fn, core_rules=group != "apiextensions.k8s.io")
     rule = KIND_RULES.get((group, kind))
     if rule:
         errs += rule(obj)

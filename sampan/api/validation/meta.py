@@ -36,13 +36,15 @@ def validate_annotations(annotations: Any, path: str) -> list[Cause]:
     return errs
 
 
-def validate_finalizers(finalizers: Any, path: str) -> list[Cause]:
+def validate_finalizers(finalizers: Any, path: str, core_rules: bool = True) -> list[Cause]:
+    """``core_rules``: built-in kinds also want a "/" in non-standard names; custom
+    resources and CRDs use the generic rule (a qualified name) only."""
     errs: list[Cause] = []
     for i, f in enumerate(finalizers or []):
         p = field.index(path, i)
         problems = names.qualified_name(f)
         errs += [field.invalid(p, f, e) for e in problems]
-        if not problems and "/" not in f and f not in STANDARD_FINALIZERS:
+        if core_rules and not problems and "/" not in f and f not in STANDARD_FINALIZERS:
             errs.append(field.invalid(p, f, "name is neither a standard finalizer name nor is it fully qualified"))
     return errs
 
@@ -67,7 +69,7 @@ def validate_owner_references(refs: Any, path: str) -> list[Cause]:
 
 
 def validate_object_meta(meta: Any, namespaced: bool | None, name_fn: NameFn,
-                         path: str = "metadata") -> list[Cause]:
+                         path: str = "metadata", core_rules: bool = True) -> list[Cause]:
     """``namespaced`` None skips the namespace rules (scope unknown to the caller)."""
     if not isinstance(meta, dict):
         return [field.required(path)]
@@ -94,7 +96,7 @@ def validate_object_meta(meta: Any, namespaced: bool | None, name_fn: NameFn,
                                   "must be greater than or equal to 0"))
     errs += validate_labels(meta.get("labels"), field.child(path, "labels"))
     errs += validate_annotations(meta.get("annotations"), field.child(path, "annotations"))
-    errs += validate_finalizers(meta.get("finalizers"), field.child(path, "finalizers"))
+    errs += validate_finalizers(meta.get("finalizers"), field.child(path, "finalizers"), core_rules)
     errs += validate_owner_references(meta.get("ownerReferences"), field.child(path, "ownerReferences"))
     return errs
 

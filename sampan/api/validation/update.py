@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from sampan.api.validation import field
+from sampan.api.validation import crd, field
 from sampan.api.validation.field import Cause
 
 POD_UPDATE_MESSAGE = (
@@ -152,4 +152,5 @@ UPDATE_RULES = {
     ("apps", "DaemonSet"): selector_update,
     ("apps", "StatefulSet"): stateful_set_update,
     ("batch", "Job"): job_update,
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): crd.validate_crd_update,
 }

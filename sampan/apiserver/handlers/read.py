@@ -63,7 +63,14 @@ def render(
 async def get(request: web.Request, rr: ResourceRequest, registry: Registry) -> web.StreamResponse:
     rs = registry.must(rr.info.group, rr.info.version, rr.info.plural)
     if rr.subresource == "scale":
-        return neg.respond(await subresources.get_scale(rs, rr.namespace, rr.name), 200, neg.negotiate(request, False))
+        scale = await subresources.get_scale(rs, rr.namespace, rr.name)
+        out = neg.negotiate(request, for_list=False)
+        if out.shape == "Table":
+            table = build_table("autoscaling", "scales", [scale], include_object=_include_object(request))
+            table["apiVersion"] = f"meta.k8s.io/{out.version}"
+            table["metadata"] = {"resourceVersion": (scale.get("metadata") or {}).get("resourceVersion", "")}
+            return neg.respond(table, 200, out)
+        return neg.respond(scale, 200, out)
     return render(request, rr, await rs.get(rr.namespace, rr.name))
 
 

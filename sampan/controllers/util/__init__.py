@@ -1,0 +1,1 @@
+"""Helpers several controllers share (pods from templates, readiness, hashing, revisions...)."""
