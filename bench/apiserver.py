@@ -379,6 +379,7 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smaller run of the same measures (< 2 minutes)")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--starts", type=int, default=None, help="start/restart pairs to time")
+    parser.add_argument("--startup-only", action="store_true", help="only the start-up measures (ready time, RSS)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))  # 1,000 watch connections
@@ -386,6 +387,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sampan-bench-api-") as tmpname:
         tmp = Path(tmpname)
         results["startup"] = await startup_phase(tmp, args.starts or (2 if args.quick else 5))
+        if args.startup_only:
+            print("startup:", json.dumps({k: [round(x, 3) for x in v] for k, v in results["startup"].items()}))
+            return
         server = ServerProcess(tmp / "load")
         try:
             await server.start()

@@ -5,7 +5,8 @@
 Two measures, each for 10,000 pending pods on 1,000 and on 5,000 nodes:
 
 - core: the pure scheduling core alone over a cache snapshot (filter, score, pick,
-  assume), no API, no events;
+  assume), no API, no events; once for plain pods and once for pods with upstream's
+  default spread constraints (as a ReplicaSet's pods get them);
 - end to end: one process holding the store (behind the watch cache, as the server runs
   it), the registry and the scheduler on the in-process client. Nodes are created as
   objects, then the pods; the clock runs from the moment the scheduler's informers have
@@ -85,13 +86,25 @@ def pod(i: int) -> dict[str, Any]:
     }
 
 
-def bench_core(num_nodes: int, num_pods: int) -> dict[str, float]:
+def spread_pod(i: int) -> dict[str, Any]:
+    """A pod as a ReplicaSet's pods are scheduled: with upstream's default spread
+    constraints (hostname maxSkew 3, zone maxSkew 5, ScheduleAnyway) over its labels."""
+    obj = pod(i)
+    obj["spec"]["topologySpreadConstraints"] = [
+        {"maxSkew": skew, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
+         "labelSelector": {"matchLabels": {"app": "bench"}}}
+        for skew, key in ((3, "kubernetes.io/hostname"), (5, "topology.kubernetes.io/zone"))
+    ]
+    return obj
+
+
+def bench_core(num_nodes: int, num_pods: int, make_pod: Any = pod) -> dict[str, float]:
     cache = Cache()
     for i in range(num_nodes):
         cache.add_node(node(i))
     config = SchedulerConfig()
     alg = Algorithm(Framework.build(config, Handle()), config.percentage_of_nodes_to_score, random.Random(1))
-    infos = [PodInfo(pod(i)) for i in range(num_pods)]  # parsed once per pod, as the queue does
+    infos = [PodInfo(make_pod(i)) for i in range(num_pods)]  # parsed once per pod, as the queue does
     start, cpu = time.perf_counter(), time.process_time()
     for info in infos:
         result = alg.schedule(CycleState(), info, cache.snapshot())
@@ -166,8 +179,10 @@ async def main() -> None:
     print(f"machine: {results['machine']}; {num_pods} pods; datastore {args.datastore}")
     for num_nodes in args.nodes:
         core = bench_core(num_nodes, num_pods)
+        spread = bench_core(num_nodes, num_pods, spread_pod)
         e2e = await bench_end_to_end(num_nodes, num_pods, args.datastore)
         run = {"nodes": num_nodes, **{f"core_{k}": v for k, v in core.items()}}
+        run.update({f"spread_{k}": v for k, v in spread.items()})
         run.update({f"e2e_{k}": v for k, v in e2e.items()})
         results["runs"].append(run)
         rate = e2e["pods_per_s"]
@@ -175,6 +190,8 @@ async def main() -> None:
             f"{num_nodes:>5} nodes: core {core['pods_per_s']:6.0f} pods/s ({core['pods_per_cpu_s']:.0f} per CPU-s) | "
             f"end to end {rate:5.0f} pods/s ({e2e['pods_per_cpu_s']:.0f} per CPU-s; informer sync "
             f"{e2e['sync_s']:.2f} s; {e2e['pods_per_s_incl_events']:.0f} pods/s until every event is written)\n"
+            f"             core, pods with spread constraints: {spread['pods_per_s']:.0f} pods/s "
+            f"({spread['pods_per_cpu_s']:.0f} per CPU-s)\n"
             f"             end to end / goal {rate / GOAL:.2f}; / upstream floor "
             f"{rate / UPSTREAM_FLOOR[1]:.2f}-{rate / UPSTREAM_FLOOR[0]:.2f}"
         )

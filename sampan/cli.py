@@ -44,6 +44,11 @@ def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, 
            node_monitor_grace_period: float, default_not_ready_toleration_seconds: int,
            default_unreachable_toleration_seconds: int) -> None:
     """Run a whole cluster in this process."""
+    from .apiserver import pkifiles
+
+    # The PKI is checked (or created) by a child process while this one imports the server.
+    data_dir = data_dir or default_data_dir()
+    pkifiles.prestart(data_dir / "server" / "tls", *pkifiles.certificate_names(bind_address, service_cidr, []))
     from .server import ServerOptions, run_server
 
     options = ServerOptions(
@@ -68,26 +73,38 @@ def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, 
 @click.option("--token", default=None, help="Join token (see `sampan token`)")
 @click.option("--node-name", default=None, help="Name of this node [default: the host name]")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--runtime", default="auto", show_default=True, type=click.Choice(["auto", "raw", "oci"]))
 @click.option("--node-cpu", default="4", show_default=True, help="Simulated nodes: CPU capacity")
 @click.option("--node-memory", default="16Gi", show_default=True, help="Simulated nodes: memory capacity")
 @click.option("--node-pods", default=110, show_default=True, type=click.IntRange(min=1),
               help="Simulated nodes: pod capacity")
 @click.option("--name-prefix", default="sim-", show_default=True, help="Simulated nodes are named PREFIX0 .. PREFIX(N-1)")
 @click.option("--cluster-cidr", default="10.42.0.0/16", show_default=True,
-              help="Simulated pod addresses: each node gets a block (a /24 when N nodes fit)")
+              help="Simulated pod addresses when a node has no spec.podCIDR (yet): a block per node")
 @click.option("--job-duration", default="1s", show_default=True,
               help="Simulated Job pods finish after this long (annotation sampan.dev/simulate-duration overrides)")
 @click.option("--node-lease-renew-interval", default=10.0, show_default=True, type=click.FloatRange(min=0.05),
               hidden=True, help="Seconds between lease renewals (tests shorten it)")
 def agent(simulate: int | None, kubeconfig: str | None, server: str | None, token: str | None,
-          node_name: str | None, data_dir: Path | None, node_cpu: str, node_memory: str, node_pods: int,
+          node_name: str | None, data_dir: Path | None, runtime: str, node_cpu: str, node_memory: str, node_pods: int,
           name_prefix: str, cluster_cidr: str, job_duration: str, node_lease_renew_interval: float) -> None:
     """Run a node agent (with --simulate N: N simulated nodes)."""
     if simulate is None:
-        raise click.UsageError(
-            "joining a real node (--server URL --token T) is not implemented yet; "
-            "use `sampan agent --simulate N` to register simulated nodes"
-        )
+        if not server or not token:
+            raise click.UsageError("joining a node needs --server URL and --token T (see `sampan token`)")
+        import socket
+
+        from .node.runner import run_remote_agent
+
+        try:
+            uvloop.run(run_remote_agent(server, token, node_name or socket.gethostname(),
+                                        data_dir or default_data_dir(), runtime))
+        except KeyboardInterrupt:
+            pass
+        return
+    import aiohttp
+
+    from .api.errors import APIError
     from .node.simulated import SimulatedOptions, run_simulated
     from .node.simulated_pods import parse_duration
 
@@ -107,6 +124,60 @@ def agent(simulate: int | None, kubeconfig: str | None, server: str | None, toke
         uvloop.run(run_simulated(config, options))
     except KeyboardInterrupt:
         pass
+    except (OSError, aiohttp.ClientError, APIError) as exc:
+        raise click.ClickException(f"could not register the simulated nodes: {exc}") from None
+
+
+@main.group()
+def images() -> None:
+    """Container images stored on this node."""
+
+
+@images.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+def images_import(files: tuple[Path, ...], data_dir: Path | None) -> None:
+    """Import docker-archive or oci-archive tarballs (plain or gzip)."""
+    from .node.images import ImageError, ImageStore, store_root
+
+    async def run() -> list[str]:
+        store = ImageStore(store_root(data_dir or default_data_dir()))
+        refs: list[str] = []
+        for file in files:
+            refs.extend(await store.import_archive(file))
+        return refs
+
+    try:
+        for ref in uvloop.run(run()):
+            click.echo(f"Imported {ref}")
+    except (ImageError, OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@images.command("list")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+def images_list(data_dir: Path | None) -> None:
+    """List the images stored on this node."""
+    from .node.images import ImageStore, store_root
+
+    store = ImageStore(store_root(data_dir or default_data_dir()))
+    click.echo(f"{'IMAGE':<60} {'IMAGE ID':<14} SIZE")
+    for info in store.list():
+        for ref in info.repo_tags or [info.id]:
+            click.echo(f"{ref:<60} {info.id[7:20]:<14} {info.size / 1e6:.1f}MB")
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="The server's state directory [default: /var/lib/sampan as root, else ~/.local/share/sampan]")
+def token(data_dir: Path | None) -> None:
+    """Print the join token for `sampan agent --server URL --token T`."""
+    from .node.runner import read_join_token
+
+    found = read_join_token(data_dir or default_data_dir())
+    if not found:
+        raise click.ClickException("no join token yet: start `sampan server` with this --data-dir first")
+    click.echo(found)
 
 
 if __name__ == "__main__":

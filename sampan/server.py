@@ -24,7 +24,7 @@ from sampan.registry.kubernetes_service import advertise_address, ensure_kuberne
 from sampan.registry import default_tolerations
 from sampan.registry.options import WriteOptions
 from sampan.registry.registry import Registry
-from sampan.scheduler import Scheduler
+from sampan.scheduler import Scheduler, SchedulerConfig
 from sampan.store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ class ServerOptions:
     bind_address: str = "127.0.0.1"
     port: int = 6443
     datastore: str = "sqlite"
-    agent: bool = True
+    # The in-process node agent (the CLI runs one unless --no-agent; off by default for embedders).
+    agent: bool = False
     node_name: str | None = None
     runtime: str = "auto"
     cluster_cidr: str = "10.42.0.0/16"
@@ -52,6 +53,8 @@ class ServerOptions:
     disabled_controllers: list[str] = field(default_factory=list)
     # Run the scheduler in-process (off: pods stay Pending unless something else binds them).
     scheduler: bool = True
+    # A KubeSchedulerConfiguration file (YAML or JSON) for it, like kube-scheduler's --config.
+    scheduler_config: Path | None = None
     # Node lifecycle (upstream's kube-controller-manager/kube-apiserver flags; tests shorten them).
     node_monitor_grace_period: float = 40.0
     default_not_ready_toleration_seconds: int = 300
@@ -68,8 +71,11 @@ class RunningServer:
     controllers: ControllerManager | None = None
     crds: CRDController | None = None
     scheduler: Scheduler | None = None
+    agent: Any = None
 
     async def stop(self) -> None:
+        if self.agent is not None:
+            await self.agent.stop()  # the containers keep running; a new agent re-adopts them
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.crds is not None:
@@ -97,26 +103,10 @@ async def bootstrap(registry: Registry) -> None:
                     raise
 
 
-def _first_service_ip(service_cidr: str) -> str:
-    import ipaddress
-
-    return str(next(ipaddress.ip_network(service_cidr, strict=False).hosts()))
-
-
 def _certificate_names(options: ServerOptions) -> tuple[list[str], list[str]]:
-    hostnames = [
-        "localhost",
-        socket.gethostname(),
-        "kubernetes",
-        "kubernetes.default",
-        "kubernetes.default.svc",
-        "kubernetes.default.svc.cluster.local",
-        *options.extra_hostnames,
-    ]
-    ips = ["127.0.0.1", "::1", _first_service_ip(options.service_cidr)]
-    if options.bind_address not in ("0.0.0.0", "::", "", "localhost"):
-        ips.append(options.bind_address)
-    return hostnames, ips
+    from sampan.apiserver.pkifiles import certificate_names
+
+    return certificate_names(options.bind_address, options.service_cidr, options.extra_hostnames)
 
 
 def _authenticator(pki: Any, data_dir: Path) -> Any:
@@ -159,7 +149,12 @@ async def start_server(options: ServerOptions) -> RunningServer:
     crds = CRDController(registry)
     await crds.start()  # stored CRDs are served before /readyz says ok
     pki = await pki_task
-    app = build_app(registry, _authenticator(pki, data_dir), pki)
+    from sampan.node.runner import ensure_join_token
+    from sampan.node.streams import NodeStreams
+
+    await asyncio.to_thread(ensure_join_token, data_dir)  # `sampan token` prints it; agents join with it
+    streams = NodeStreams()
+    app = build_app(registry, _authenticator(pki, data_dir), pki, stream_backend=streams)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     # Open watches would otherwise hold a shutdown for a minute; clients reconnect anyway.
@@ -174,20 +169,31 @@ async def start_server(options: ServerOptions) -> RunningServer:
     await ensure_kubernetes_service(registry, options.bind_address, port)
     client_ctx = ssl.create_default_context(cafile=str(pki.ca_cert_path))
     await _wait_ready(url, client_ctx)
-    controllers = await _start_controllers(registry, options, port)
-    scheduler = await _start_scheduler(registry) if options.scheduler else None
+    ca_pem = await asyncio.to_thread(pki.ca_cert_path.read_bytes)
+    controllers = await _start_controllers(registry, options, port, ca_pem)
+    scheduler = await _start_scheduler(registry, options) if options.scheduler else None
     kubeconfig = data_dir / "kubeconfig.yaml"
     await asyncio.to_thread(write_kubeconfig, kubeconfig, url, pki)
-    return RunningServer(url, kubeconfig, registry, store, runner, controllers, crds, scheduler=scheduler)
+    agent = None
+    if options.agent:
+        from sampan.node.runner import start_local_agent
+
+        agent = await start_local_agent(url, pki.ca_cert_path, data_dir, options.node_name or socket.gethostname(),
+                                        options.runtime, advertise_address(options.bind_address), streams)
+    return RunningServer(url, kubeconfig, registry, store, runner, controllers, crds, scheduler=scheduler, agent=agent)
 
 
-async def _start_scheduler(registry: Registry) -> Scheduler:
-    scheduler = Scheduler(LocalClient(registry, field_manager=SCHEDULER))
+async def _start_scheduler(registry: Registry, options: ServerOptions) -> Scheduler:
+    path = options.scheduler_config
+    config = await asyncio.to_thread(SchedulerConfig.from_file, path) if path else None
+    scheduler = Scheduler(LocalClient(registry, field_manager=SCHEDULER), config)
     await scheduler.start()
     return scheduler
 
 
-async def _start_controllers(registry: Registry, options: ServerOptions, port: int) -> ControllerManager:
+async def _start_controllers(
+    registry: Registry, options: ServerOptions, port: int, ca_pem: bytes = b""
+) -> ControllerManager:
     settings = ControllerOptions(
         service_cidr=options.service_cidr,
         cluster_cidr=options.cluster_cidr,
@@ -195,6 +201,7 @@ async def _start_controllers(registry: Registry, options: ServerOptions, port: i
     )
     # Where the `kubernetes` Service points (its controller keeps it in place).
     settings.extra["apiserver"] = (advertise_address(options.bind_address), port)
+    settings.extra["ca_pem"] = ca_pem  # published as kube-root-ca.crt in every namespace
     client = LocalClient(registry, field_manager=CONTROLLER_MANAGER)
     manager = ControllerManager(client, options.controllers, settings, options.disabled_controllers)
     await manager.start()

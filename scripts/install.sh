@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-debs=(python3-venv sqlite3)
-[ "$want_test" = 1 ] && debs+=(etcd-server etcd-client)
+# The node agent runs containers with runc, wires pods with the CNI plugins, and the
+# service proxy programs nftables. The CNI bridge (ipMasq) and portmap plugins call iptables.
+debs=(python3-venv sqlite3 runc containernetworking-plugins iptables iproute2 nftables)
+[ "$want_test" = 1 ] && debs+=(etcd-server etcd-client busybox-static docker-registry)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -24,8 +26,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The etcd package starts a system etcd on the default ports; tests run their own.
-  if [ -x /usr/bin/etcd ] && command -v systemctl >/dev/null 2>&1; then
-    systemctl disable --now etcd >/dev/null 2>&1 || true
+  # Same for the docker-registry package: tests start their own on 127.0.0.1.
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now etcd docker-registry >/dev/null 2>&1 || true
   fi
 fi
 

@@ -111,8 +111,14 @@ async def _pod_stream(request: web.Request, rr: ResourceRequest, registry: Regis
     if not node:
         raise errors.bad_request(f"pod {rr.name} does not have a host assigned")
     backend = request.app.get(keys.STREAM_BACKEND)
-    if backend is None or rr.subresource == "log":
+    if backend is not None and hasattr(backend, "serves") and not backend.serves(pod):
+        backend = None  # a NodeStreams without an agent for this node
+    if backend is None or (rr.subresource == "log" and not hasattr(backend, "logs")):
         raise errors.service_unavailable(f"no node agent is serving node {node}")
+    if rr.subresource == "log":
+        from sampan.apiserver.streaming.logs import serve_logs
+
+        return await serve_logs(request, pod, backend)
     from sampan.apiserver import streaming
 
     handler = {

@@ -75,10 +75,13 @@ def resource_infos(crd: Obj, names: dict[str, Any] | None = None) -> list[Resour
     if not (group and plural and kind):
         return []
     out = []
+    terminating = bool((crd.get("metadata") or {}).get("deletionTimestamp"))
     for version in spec.get("versions") or []:
         if not isinstance(version, dict) or not version.get("served") or not version.get("name"):
             continue
-        out.append(_version_info(group, plural, kind, names, spec, version))
+        info = _version_info(group, plural, kind, names, spec, version)
+        info.terminating = terminating
+        out.append(info)
     return out
 
 
@@ -120,6 +123,7 @@ def _version_info(
         printer_columns=list(columns) if isinstance(columns, list) else [],  # [] = upstream's Age column
         selectable_fields=tuple(s for s in selectable if s),
         scale_paths=scale_paths,
+        custom_list_kind=str(names.get("listKind") or ""),
     )
 
 
@@ -232,7 +236,8 @@ class CRDStrategy(Strategy):
 
 
 def _signature(crd: Obj, names: dict[str, Any]) -> str:
-    return json.dumps([_spec(crd), names], sort_keys=True, default=str)
+    terminating = bool((crd.get("metadata") or {}).get("deletionTimestamp"))
+    return json.dumps([_spec(crd), names, terminating], sort_keys=True, default=str)
 
 
 class CRDController:

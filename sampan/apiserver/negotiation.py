@@ -12,7 +12,6 @@ import yaml
 from aiohttp import web
 
 from sampan.api import errors
-from sampan.api.protobuf import decode_request_body
 
 MAX_BODY = 3 * 1024 * 1024
 JSON = "application/json"
@@ -159,6 +158,8 @@ def decode_object(body: bytes, ctype: str, kind: str) -> dict[str, Any]:
     elif ctype in (YAML, "application/x-yaml", "text/yaml"):
         data = decode_yaml(body, kind)
     elif ctype == PROTOBUF:
+        from sampan.api.protobuf import decode_request_body  # rare: not loaded until used
+
         try:
             data = decode_request_body(body)
         except Exception as exc:  # any decoding failure is the client's body

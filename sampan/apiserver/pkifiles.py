@@ -16,20 +16,41 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import ipaddress
 import json
 import os
+import socket
 import ssl
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 STAMP = "checked.json"
 PKI_FILES = ("ca.crt", "ca.key", "server.crt", "server.key", "admin.crt", "admin.key", "sa.key", "sa.pub")
+# Children started by prestart(), by (tls_dir, hostnames, ips).
+_prestarted: dict[tuple[str, tuple[str, ...], tuple[str, ...]], subprocess.Popen[bytes]] = {}
+
+
+def certificate_names(bind_address: str, service_cidr: str, extra_hostnames: list[str]) -> tuple[list[str], list[str]]:
+    """The host names and IPs the serving certificate must cover."""
+    hostnames = [
+        "localhost",
+        socket.gethostname(),
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        *extra_hostnames,
+    ]
+    first_service_ip = str(next(ipaddress.ip_network(service_cidr, strict=False).hosts()))
+    ips = ["127.0.0.1", "::1", first_service_ip]
+    if bind_address not in ("0.0.0.0", "::", "", "localhost"):
+        ips.append(bind_address)
+    return hostnames, ips
 
 
 @dataclass
@@ -139,26 +160,48 @@ def _stamp_matches(tls_dir: Path, hostnames: list[str], ips: list[str]) -> bool:
     )
 
 
+def _child_command(tls_dir: Path, hostnames: list[str], ips: list[str]) -> tuple[list[str], dict[str, str]]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
+    args = [sys.executable, "-m", "sampan.apiserver.pki", json.dumps([str(tls_dir), list(hostnames), list(ips)])]
+    return args, env
+
+
+def prestart(tls_dir: Path, hostnames: list[str], ips: list[str]) -> None:
+    """Starts the check now (``sampan server`` does, before importing the server), so it
+    runs alongside the imports; :func:`ensure_pki_files` with the same arguments adopts it."""
+    tls_dir = Path(tls_dir)
+    key = (str(tls_dir), tuple(hostnames), tuple(ips))
+    if key in _prestarted or _stamp_matches(tls_dir, list(hostnames), list(ips)):
+        return
+    args, env = _child_command(tls_dir, hostnames, ips)
+    _prestarted[key] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+
+
 async def ensure_pki_files(tls_dir: Path, hostnames: list[str], ips: list[str]) -> PkiFiles:
     """Creates or renews the PKI under ``tls_dir`` in a child process (see the module doc)."""
     tls_dir = Path(tls_dir)
-    if _stamp_matches(tls_dir, list(hostnames), list(ips)):
+    early = _prestarted.pop((str(tls_dir), tuple(hostnames), tuple(ips)), None)
+    if early is not None:
+        _, stderr = await asyncio.to_thread(early.communicate)
+        returncode = early.returncode
+    elif _stamp_matches(tls_dir, list(hostnames), list(ips)):
         return PkiFiles(tls_dir)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sampan.apiserver.pki", json.dumps([str(tls_dir), hostnames, ips]),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
-    )
-    try:
-        _, stderr = await proc.communicate()
-    finally:
-        if proc.returncode is None:  # cancelled: do not leave the child behind
-            proc.kill()
-            await proc.wait()
-    if proc.returncode != 0:
+    else:
+        args, env = _child_command(tls_dir, hostnames, ips)
+        proc = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env
+        )
+        try:
+            _, stderr = await proc.communicate()
+        finally:
+            if proc.returncode is None:  # cancelled: do not leave the child behind
+                proc.kill()
+                await proc.wait()
+        returncode = proc.returncode
+    if returncode != 0:
         detail = stderr.decode(errors="replace").strip().splitlines()
-        raise RuntimeError(f"creating the cluster PKI in {tls_dir} failed: {detail[-1] if detail else proc.returncode}")
+        raise RuntimeError(f"creating the cluster PKI in {tls_dir} failed: {detail[-1] if detail else returncode}")
     return PkiFiles(Path(tls_dir))
 
 
@@ -192,6 +235,8 @@ def write_kubeconfig(path: Path, server_url: str, pki: Any, user: str = "admin")
     ``user="admin"`` uses the admin certificate (system:admin in system:masters);
     any other name gets a fresh certificate for that user with no groups.
     """
+    import yaml  # after start-up: the kubeconfig is written once the server is ready
+
     if user == "admin":
         cert_pem, key_pem = pki.admin_cert_path.read_bytes(), pki.admin_key_path.read_bytes()
     else:

@@ -46,10 +46,12 @@ class ResourceInfo:
     # A CRD's scale subresource: (specReplicasPath, statusReplicasPath, labelSelectorPath).
     scale_paths: tuple[str, str, str] | None = None
     virtual: bool = False  # create-only reviews, nothing stored
+    custom_list_kind: str = ""  # a CRD's names.listKind
+    terminating: bool = False  # a CRD being deleted: no new custom resources
 
     @property
     def list_kind(self) -> str:
-        return self.kind + "List"
+        return self.custom_list_kind or self.kind + "List"
 
     @property
     def group_version(self) -> str:
@@ -96,6 +98,7 @@ def _builtin(
     subs: tuple[SubresourceInfo, ...] = (),
     verbs: tuple[str, ...] = STANDARD_VERBS,
     virtual: bool = False,
+    storage_group: str | None = None,
 ) -> ResourceInfo:
     group, _, version = gv.rpartition("/")
     return ResourceInfo(
@@ -110,6 +113,7 @@ def _builtin(
         categories=categories,
         subresources={s.name: s for s in subs},
         virtual=virtual,
+        storage_group=storage_group,
     )
 
 
@@ -178,12 +182,23 @@ def builtin_resources() -> list[ResourceInfo]:
             ("all",),
             (status("HorizontalPodAutoscaler"),),
         ),
+        # Same storage as v2 (converted; sampan/api/conversion/autoscaling.py).
+        _builtin(
+            "autoscaling/v1",
+            "horizontalpodautoscalers",
+            "HorizontalPodAutoscaler",
+            True,
+            ("hpa",),
+            ("all",),
+            (status("HorizontalPodAutoscaler"),),
+        ),
         _builtin("networking.k8s.io/v1", "ingresses", "Ingress", True, ("ing",), (), (status("Ingress"),)),
         _builtin("networking.k8s.io/v1", "ingressclasses", "IngressClass", False),
         _builtin("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
         _builtin("discovery.k8s.io/v1", "endpointslices", "EndpointSlice"),
         _builtin("coordination.k8s.io/v1", "leases", "Lease"),
-        _builtin("events.k8s.io/v1", "events", "Event", True, ("ev",)),
+        # Stored with core/v1 events (converted; sampan/api/conversion/events.py).
+        _builtin("events.k8s.io/v1", "events", "Event", True, ("ev",), storage_group="core"),
         _builtin("rbac.authorization.k8s.io/v1", "roles", "Role"),
         _builtin("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding"),
         _builtin("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole", False),

@@ -1,1 +1,2 @@
-"""Node agents: the simulated (KWOK-like) agent now; the real one (pod workers over a runtime) later."""
+"""Node agents: the real one (agent.py: pods over a container runtime) and the simulated,
+KWOK-like one (simulated*.py: many fake nodes from one process)."""

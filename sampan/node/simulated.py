@@ -54,7 +54,8 @@ class SimulatedOptions:
     memory: str = "16Gi"
     pods: int = 110
     ephemeral_storage: str = "100Gi"
-    # Pod addresses: each node gets a block of this range (a /24 when they fit) unless it has spec.podCIDR.
+    # Pod addresses come from the node's spec.podCIDR (node IPAM); until it has one, from a block
+    # of this range (a /24 when N nodes fit).
     cluster_cidr: str = "10.42.0.0/16"
     lease_duration: int = 40
     renew_interval: float = 10.0
@@ -147,7 +148,7 @@ class SimulatedAgent:
         }
 
     def node_object(self, name: str) -> Obj:
-        cidr = pod_cidr_for(self.index[name], self.options.count, self.options.cluster_cidr)
+        # No spec.podCIDR: node IPAM assigns it, as for a kubelet.
         return {
             "apiVersion": "v1",
             "kind": "Node",
@@ -159,7 +160,6 @@ class SimulatedAgent:
                     "volumes.kubernetes.io/controller-managed-attach-detach": "true",
                 },
             },
-            "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
             "status": self.node_status(name),
         }
 
@@ -167,12 +167,13 @@ class SimulatedAgent:
         return self.node_ip(node)
 
     def pod_addresses(self, node: str) -> PodAddresses:
+        """Addresses from the node's spec.podCIDR (node IPAM's), else from our own block of the
+        cluster CIDR; pods started before IPAM got to the node keep theirs."""
+        cidr = ((self.nodes.get(node) or {}).get("spec") or {}).get("podCIDR") or pod_cidr_for(
+            self.index[node], self.options.count, self.options.cluster_cidr
+        )
         found = self.addresses.get(node)
-        if found is None:
-            cached = self.nodes.get(node) or {}
-            cidr = (cached.get("spec") or {}).get("podCIDR") or pod_cidr_for(
-                self.index[node], self.options.count, self.options.cluster_cidr
-            )
+        if found is None or found.network != ipaddress.ip_network(cidr, strict=False):
             found = self.addresses[node] = PodAddresses(cidr)
         return found
 
@@ -186,9 +187,6 @@ class SimulatedAgent:
                     raise
                 node = await self._reregister(name)
             self.uids[name] = node["metadata"]["uid"]
-            cidr = (node.get("spec") or {}).get("podCIDR")
-            if cidr:
-                self.addresses[name] = PodAddresses(cidr)
             await self._ensure_lease(name)
 
     async def _reregister(self, name: str) -> Obj:
@@ -310,12 +308,21 @@ class SimulatedAgent:
             self._spawn(f"status {name}", self._post_status(name))
             self.podsync.resync_node(name)  # node lifecycle marked its pods not ready too
 
+    def _on_node_deleted(self, node: Obj) -> None:
+        """A deleted node stays deleted (until the agent restarts): no more heartbeats for it."""
+        name = node["metadata"]["name"]
+        if self.uids.get(name) == node["metadata"].get("uid"):
+            self.uids.pop(name, None)
+            self.leases.pop(name, None)
+
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         """Registers every node and its lease, then starts heartbeats and pod handling."""
         if not self.options.kubelet_version:
             self.options.kubelet_version = await self._server_version()
-        self.nodes.add_handler(on_add=lambda n: self._on_node(None, n), on_update=self._on_node)
+        self.nodes.add_handler(
+            on_add=lambda n: self._on_node(None, n), on_update=self._on_node, on_delete=self._on_node_deleted
+        )
         self.nodes.start()
         # Beat from the start: the first nodes must not go silent while the last ones register.
         self._tasks.append(asyncio.create_task(self._heartbeats(), name="simulated heartbeats"))
@@ -356,7 +363,8 @@ async def run_simulated(kubeconfig: str, options: SimulatedOptions) -> None:
 
     from sampan.client.http import HttpClient
 
-    client = HttpClient.from_kubeconfig(kubeconfig, pool_size=max(16, options.max_in_flight + 8))
+    # Room for every heartbeat in flight, every pod worker and the two watches.
+    client = HttpClient.from_kubeconfig(kubeconfig, pool_size=options.max_in_flight + options.pod_workers + 4)
     agent = SimulatedAgent(client, options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -364,9 +372,8 @@ async def run_simulated(kubeconfig: str, options: SimulatedOptions) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await agent.start()
-        last = agent.names[-1] if agent.names else ""
-        print(f"sampan agent ready: {len(agent.names)} simulated nodes ({agent.names[0] if agent.names else ''}"
-              f"{' .. ' + last if len(agent.names) > 1 else ''})", flush=True)
+        span = agent.names[0] if len(agent.names) == 1 else f"{agent.names[0]} .. {agent.names[-1]}"
+        print(f"sampan agent ready: {len(agent.names)} simulated nodes ({span})", flush=True)
         await stop.wait()
     finally:
         await agent.stop()

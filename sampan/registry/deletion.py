@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sampan.api import errors
-from sampan.registry.meta import Obj, encode, meta, timestamp, timestamp_in
+from sampan.registry.meta import Obj, meta, timestamp, timestamp_in
 from sampan.registry.options import DeleteOptions
 from sampan.store import interface as st
 
@@ -103,7 +103,7 @@ async def delete(rs: ResourceStore, namespace: str, name: str, opts: DeleteOptio
                 return deleted_status(rs, obj), True
             if opts.dry_run:
                 return pending, False
-            kv = await rs.store.guaranteed_update(key, lambda _cur: encode(pending), same_revision)
+            kv = await rs.store.guaranteed_update(key, lambda _cur: rs.encode(pending), same_revision)
             return rs.read(kv), False
         except st.Conflict:
             continue  # changed under us; decide again on the fresh object

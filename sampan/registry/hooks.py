@@ -7,11 +7,12 @@ each module spells its API, and their errors come back as API errors.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Callable
 
-from sampan.api import apply, crdschema, errors, patch, validation
+from sampan.api import apply, conversion, crdschema, errors, patch, validation
 from sampan.api.apply.merge import InvalidApply
 from sampan.api.defaults import apply_defaults as apply_builtin_defaults
+from sampan.api.schemas import schema_for
 from sampan.apiserver.resources import ResourceInfo
 from sampan.registry.meta import Obj, timestamp
 from sampan.registry.prune import prune_unknown
@@ -84,6 +85,21 @@ def _ignored_fields(info: ResourceInfo, subresource: str) -> tuple[str, ...] | N
     return ("status",) if info.has_status and not subresource else None
 
 
+def _version_views(info: ResourceInfo) -> Callable[[str], Any] | None:
+    """Managers that wrote through another version of a converted kind are judged in
+    that version (their field sets name its fields)."""
+    conv = None if info.custom else conversion.lookup(info.group, info.kind)
+    if conv is None:
+        return None
+    found = conv
+
+    def view(api_version: str) -> tuple[Any, Callable[[Obj], Obj]]:
+        group, _, version = api_version.rpartition("/")
+        return schema_for(group, version, info.kind), lambda obj: found.convert(obj, info.group_version, api_version)
+
+    return view
+
+
 def update_managed_fields(old: Obj | None, new: Obj, manager: str, info: ResourceInfo, subresource: str) -> None:
     """Records a non-apply write (operation Update) by ``manager``."""
     if not manager:
@@ -97,6 +113,7 @@ def update_managed_fields(old: Obj | None, new: Obj, manager: str, info: Resourc
         timestamp(),
         subresource=subresource,
         ignored_fields=_ignored_fields(info, subresource),
+        views=_version_views(info),
     )
 
 
@@ -112,6 +129,7 @@ def server_side_apply(live: Obj, applied: Obj, manager: str, force: bool, info: 
             timestamp(),
             subresource=subresource,
             ignored_fields=_ignored_fields(info, subresource),
+            views=_version_views(info),
         )
     except apply.ApplyConflict as exc:
         status = errors.status_object(409, "Conflict", exc.message(), {"causes": exc.causes()})

@@ -13,7 +13,7 @@ from sampan.api.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from sampan.registry.meta import Obj, decode, meta
+from sampan.registry.meta import Obj, meta
 from sampan.registry.options import ListOptions
 from sampan.store import interface as st
 
@@ -129,7 +129,7 @@ async def list_objects(rs: ResourceStore, namespace: str, opts: ListOptions) -> 
                 if limit and len(items) == limit:
                     overflow = kv.key
                     break
-                obj = rs.stamp(decode(kv.value, kv.revision))
+                obj = rs.decode(kv.value, kv.revision)
                 if flt.matches(obj):
                     items.append(obj)
             if overflow is not None:
@@ -230,15 +230,16 @@ def _translate(rs: ResourceStore, flt: Filter, event: st.Event) -> tuple[str, Ob
     value = event.value if event.type != "DELETED" else (event.value or event.prev_value)
     if value is None:
         return None
-    obj = rs.stamp(decode(value, event.revision))
+    obj = rs.decode(value, event.revision)
     if flt.everything:
         return event.type, obj
     now = flt.matches(obj)
     if event.type != "MODIFIED":
         return (event.type, obj) if now else None
-    before = flt.matches(decode(event.prev_value, event.revision)) if event.prev_value is not None else now
+    prev = event.prev_value
+    before = flt.matches(rs.decode(prev, event.revision)) if prev is not None else now
     if now:
         return ("MODIFIED" if before else "ADDED"), obj
     if before:
-        return "DELETED", rs.stamp(decode(event.prev_value, event.revision))  # type: ignore[arg-type]
+        return "DELETED", rs.decode(event.prev_value, event.revision)  # type: ignore[arg-type]
     return None

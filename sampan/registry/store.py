@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 import orjson
 
-from sampan.api import errors
+from sampan.api import conversion, errors
 from sampan.api.names import generate_name, name_rule_for, validate_object_name
 from sampan.apiserver.resources import ResourceInfo
 from sampan.registry import admission, deletion, hooks, listing
@@ -43,6 +43,8 @@ class ResourceStore:
         self.info = info
         self.strategy = strategy
         self.gr = errors.GroupResource(info.group, info.plural)
+        # Built-in kinds served at several versions over one storage convert on the way.
+        self.conversion = None if info.custom else conversion.lookup(info.group, info.kind)
 
     @property
     def store(self) -> st.Store:
@@ -59,7 +61,20 @@ class ResourceStore:
         return obj
 
     def read(self, kv: st.KeyValue) -> Obj:
-        return self.stamp(decode(kv.value, kv.revision))
+        return self.decode(kv.value, kv.revision)
+
+    def decode(self, value: bytes, revision: int) -> Obj:
+        """A stored value as an object of the served version."""
+        obj = decode(value, revision)
+        if self.conversion is not None:
+            obj = self.conversion.from_storage(obj, self.info.group_version)
+        return self.stamp(obj)
+
+    def encode(self, obj: Obj) -> bytes:
+        """An object of the served version in its storage form."""
+        if self.conversion is not None:
+            obj = self.conversion.to_storage(obj, self.info.group_version)
+        return encode(obj)
 
     def key(self, namespace: str, name: str) -> str:
         return self.info.key(namespace, name)
@@ -120,6 +135,10 @@ class ResourceStore:
 
     # -- create -----------------------------------------------------------------
     async def create(self, namespace: str, obj: Obj, opts: WriteOptions) -> Obj:
+        if self.info.terminating:
+            exc = errors.method_not_supported(self.gr, "create")
+            exc.status["message"] = "create not allowed while custom resource definition is terminating"
+            raise exc
         hooks.check_decoding(obj, self.info, opts.field_validation, opts.warnings)
         self.check_url_identity(namespace, None, obj)
         m = meta(obj)
@@ -174,7 +193,7 @@ class ResourceStore:
             except st.NotFound:
                 return obj
             raise st.AlreadyExists(key)
-        return self.read(await self.store.create(key, encode(obj)))
+        return self.read(await self.store.create(key, self.encode(obj)))
 
     # -- update and patch -------------------------------------------------------
     async def update(self, namespace: str, name: str, obj: Obj, opts: WriteOptions, subresource: str = "") -> Obj:
@@ -210,7 +229,7 @@ class ResourceStore:
                 if finish is not None:
                     finishes.append(finish)
             result["obj"], result["old"] = new, old
-            return encode(new)
+            return self.encode(new)
 
         try:
             if opts.dry_run:

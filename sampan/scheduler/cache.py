@@ -18,6 +18,33 @@ from dataclasses import dataclass, field
 from sampan.scheduler.types import NodeInfo, Obj, PodInfo
 
 
+class ChangeLog:
+    """Names of the nodes whose pods, labels or resources changed, in order, so plugins
+    can keep cluster-wide aggregates up to date instead of recounting every node."""
+
+    def __init__(self, keep: int = 20000) -> None:
+        self._names: list[str] = []
+        self._start = 0
+        self._keep = keep
+
+    @property
+    def seq(self) -> int:
+        return self._start + len(self._names)
+
+    def add(self, name: str) -> None:
+        self._names.append(name)
+        if len(self._names) > 2 * self._keep:
+            drop = len(self._names) - self._keep
+            del self._names[:drop]
+            self._start += drop
+
+    def since(self, seq: int) -> list[str] | None:
+        """Changes after ``seq``; None when they are no longer all known."""
+        if seq < self._start or seq > self.seq:
+            return None
+        return self._names[seq - self._start :]
+
+
 @dataclass
 class Snapshot:
     nodes: list[NodeInfo]
@@ -30,6 +57,7 @@ class Snapshot:
     unschedulable_nodes: int = 0
     anti_affinity_pod_count: int = 0
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    changes: ChangeLog = field(default_factory=ChangeLog)
 
     def get(self, name: str) -> NodeInfo | None:
         return self.by_name.get(name)
@@ -68,6 +96,7 @@ class Cache:
         self._tainted = 0
         self._unschedulable = 0
         self._snapshot: Snapshot | None = None
+        self.changes = ChangeLog()
 
     # -- nodes ------------------------------------------------------------------------
     def add_node(self, node: Obj) -> NodeInfo:
@@ -80,11 +109,20 @@ class Cache:
             self._count_node(info, -1)
         info.set_node(node)
         self._count_node(info, 1)
+        self.changes.add(name)
         if not had_node:
             self._snapshot = None
         return info
 
     update_node = add_node
+
+    def refresh_node(self, node: Obj) -> None:
+        """A new version of a node with nothing the scheduler reads changed."""
+        info = self.nodes.get((node.get("metadata") or {}).get("name", ""))
+        if info is None or info.node is None:
+            self.add_node(node)
+        else:
+            info.node = node
 
     def remove_node(self, name: str) -> None:
         info = self.nodes.get(name)
@@ -97,6 +135,7 @@ class Cache:
             info.node = None
         else:
             del self.nodes[name]
+        self.changes.add(name)
         self._snapshot = None
 
     def _count_node(self, info: NodeInfo, delta: int) -> None:
@@ -120,12 +159,14 @@ class Cache:
         if old is not None:
             self._count_affinity(old, -1)
         node.add_pod(info)
+        self.changes.add(info.node_name)
         self._count_affinity(info, 1)
 
     def _unplace(self, info: PodInfo) -> None:
         node = self.nodes.get(info.node_name)
         if node is None or not node.remove_pod(info):
             return
+        self.changes.add(info.node_name)
         self._count_affinity(info, -1)
         if node.node is None and not node.pods:
             del self.nodes[info.node_name]
@@ -146,7 +187,7 @@ class Cache:
         state = self.pods.get(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
         if state is not None and state.assumed and _same_pod(state.info, pod, spec, node_name):
             # The binding we assumed, as written: what the node counts is already right.
-            state.info.pod, state.assumed = pod, False
+            state.info.pod, state.info.spec, state.assumed = pod, spec, False
             return state.info
         info = PodInfo(pod)
         if state is not None and state.info.node_name != info.node_name:
@@ -197,6 +238,7 @@ class Cache:
         snap.unschedulable_nodes = self._unschedulable
         snap.anti_affinity_pod_count = self._anti_affinity
         snap.namespace_labels = self.namespace_labels
+        snap.changes = self.changes
         return snap
 
 

@@ -12,7 +12,10 @@ disabled lists, ``"*"`` disables all defaults) and ``pluginConfig``. For bin pac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 DEFAULT_SCHEDULER = "default-scheduler"
 
@@ -93,6 +96,14 @@ class SchedulerConfig:
         for item in profile.get("pluginConfig") or ():
             cfg.args[item["name"]] = dict(item.get("args") or {})
         return cfg
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SchedulerConfig:
+        """Reads a KubeSchedulerConfiguration document (YAML or JSON; blocking: call it in a thread)."""
+        doc = yaml.safe_load(Path(path).read_text())
+        if doc is not None and not isinstance(doc, dict):
+            raise ValueError(f"{path}: not a KubeSchedulerConfiguration document")
+        return cls.from_dict(doc)
 
     def _apply_plugins(self, plugins: dict[str, Any]) -> None:
         multi = plugins.get("multiPoint") or {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import compress
 
 from sampan.scheduler.cache import Snapshot
 from sampan.scheduler.framework import (
@@ -214,8 +215,8 @@ class Algorithm:
         ties = scores.count(best)
         if ties == 1:
             return nodes[scores.index(best)].name
-        tied = [i for i, s in enumerate(scores) if s == best]
-        return nodes[tied[self.rng.randrange(ties)]].name
+        tied = list(compress(nodes, map(best.__eq__, scores)))  # in C: no Python loop
+        return tied[self.rng.randrange(ties)].name
 
 
 def _one_by_one(fn: Callable) -> Callable:

@@ -137,9 +137,12 @@ class Scheduler:
         self.queue.move_all()
 
     def _node_updated(self, old: Obj, new: Obj) -> None:
+        if not _node_changed(old, new):
+            # A heartbeat: keep the parsed node (and the scores remembered for it).
+            self.cache.refresh_node(new)
+            return
         self.cache.update_node(new)
-        if _node_changed(old, new):
-            self.queue.move_all()
+        self.queue.move_all()
 
     def _node_deleted(self, node: Obj) -> None:
         self.cache.remove_node((node.get("metadata") or {}).get("name", ""))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from functools import lru_cache
+from itertools import compress, repeat
+from operator import is_
 from typing import Any
 
 from sampan.api.quantity import parse_quantity
@@ -274,9 +276,10 @@ def memoized(nodes: list[NodeInfo], key: tuple[Any, ...], compute: Callable[[Nod
     """Per-node values from each node's memo, computing (and remembering) the missing ones."""
     kid = memo_id(key)
     scores = [n.memo.get(kid) for n in nodes]
-    for i in [i for i, s in enumerate(scores) if s is None]:
-        n = nodes[i]
-        scores[i] = n.memo[kid] = compute(n)
+    if None in scores:
+        for i in compress(range(len(scores)), map(is_, scores, repeat(None))):
+            n = nodes[i]
+            scores[i] = n.memo[kid] = compute(n)
     return scores  # type: ignore[return-value]
 
 

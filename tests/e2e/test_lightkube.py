@@ -88,7 +88,9 @@ def test_create_get_list_selectors_and_pages(client: Client, namespace: str) -> 
     assert int(paged.resourceVersion) >= int(got.metadata.resourceVersion)
     even = client.list(ConfigMap, namespace=namespace, labels={"group": "even"})
     assert sorted(o.metadata.name for o in even) == ["cm0", "cm2", "cm4", "cm6"]
-    not_even = client.list(ConfigMap, namespace=namespace, labels={"group": lightkube.operators.not_in(["even"])})
+    not_even = client.list(
+        ConfigMap, namespace=namespace, labels={"app": "pages", "group": lightkube.operators.not_in(["even"])}
+    )
     assert sorted(o.metadata.name for o in not_even) == ["cm1", "cm3", "cm5"]
     by_field = client.list(ConfigMap, namespace="*", fields={"metadata.name": "cm5", "metadata.namespace": namespace})
     assert [o.metadata.name for o in by_field] == ["cm5"]

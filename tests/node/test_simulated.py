@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from sampan.api.errors import APIError
 from sampan.api.schemas import KUBERNETES_VERSION
 from sampan.client.http import HttpClient
 from sampan.client.interface import LEASES, NODES, PODS, is_not_found
@@ -76,7 +78,7 @@ async def test_nodes_are_registered_like_kubelets(agent: SimulatedAgent, client:
     minor = KUBERNETES_VERSION.split(".")[1]
     assert status["nodeInfo"]["kubeletVersion"] == f"v1.{minor}.0"
     assert status["daemonEndpoints"]["kubeletEndpoint"]["Port"] == 10250
-    assert node["spec"]["podCIDR"] == "10.42.1.0/24"
+    assert "podCIDR" not in node.get("spec", {})  # node IPAM's job (not running here)
 
 
 async def test_leases_are_renewed(agent: SimulatedAgent, client: HttpClient) -> None:
@@ -220,6 +222,24 @@ async def test_live_agent_sets_a_wrongly_unknown_node_right(agent: SimulatedAgen
         return node_ok and pod_ok
 
     await eventually(repaired)
+
+
+async def test_deleted_node_stays_deleted(agent: SimulatedAgent, client: HttpClient) -> None:
+    await client.delete(NODES, "sim-0")
+
+    async def forgotten() -> bool:
+        return "sim-0" not in agent.uids
+
+    await eventually(forgotten)
+    await client.delete(LEASES, "sim-0", "kube-node-lease")
+    await asyncio.sleep(1.0)  # five renewal intervals
+    with pytest.raises(APIError) as caught:
+        await client.get(LEASES, "sim-0", "kube-node-lease")
+    assert caught.value.code == 404
+    with pytest.raises(APIError):
+        await client.get(NODES, "sim-0")
+    # The other nodes carry on.
+    assert condition(await client.get(NODES, "sim-1"), "Ready")["status"] == "True"
 
 
 async def test_restarted_agent_keeps_pods_and_nodes(client: HttpClient) -> None:

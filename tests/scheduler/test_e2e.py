@@ -99,3 +99,68 @@ async def test_server_starts_and_stops_its_scheduler(tmp_path: Path) -> None:
         assert await eventually(bound) == "inproc"
     finally:
         await server.stop()
+
+
+async def test_server_reads_a_scheduler_configuration_file(tmp_path: Path) -> None:
+    config = tmp_path / "scheduler.yaml"
+    config.write_text(
+        "apiVersion: kubescheduler.config.k8s.io/v1\n"
+        "kind: KubeSchedulerConfiguration\n"
+        "profiles:\n"
+        "- schedulerName: default-scheduler\n"
+        "  pluginConfig:\n"
+        "  - name: NodeResourcesFit\n"
+        "    args: {scoringStrategy: {type: MostAllocated}}\n"
+    )
+    options = ServerOptions(
+        data_dir=tmp_path / "data", port=0, datastore="memory", agent=False, controllers=[], scheduler_config=config
+    )
+    server = await start_server(options)
+    try:
+        assert server.scheduler is not None
+        fit = server.scheduler.framework.plugins["NodeResourcesFit"]
+        assert fit.strategy == "MostAllocated"  # type: ignore[attr-defined]
+        client = server.scheduler.client
+        await client.create(NODES, node_obj("busy"))
+        await client.create(NODES, node_obj("idle"))
+        await client.create(PODS, pod_obj("first", cpu="2", nodeName="busy"))
+        await client.create(PODS, pod_obj("packed", cpu="500m"))
+
+        async def bound() -> str:
+            return (await client.get(PODS, "packed", "default"))["spec"].get("nodeName") or ""
+
+        assert await eventually(bound) == "busy"  # bin packing: onto the fuller node
+    finally:
+        await server.stop()
+
+
+@needs_kubectl
+def test_deployment_on_simulated_nodes(tmp_path: Path) -> None:
+    """Real processes: `sampan server` (scheduler in it) and `sampan agent --simulate 3`;
+    a Deployment created with kubectl ends up Running, spread over the three nodes."""
+    from tests.e2e.cluster import start_cluster, start_process, stop_process
+
+    cluster = start_cluster(tmp_path)
+    agent = None
+    try:
+        agent, _ = start_process(
+            ["agent", "--simulate", "3", "--kubeconfig", str(cluster.kubeconfig), "--name-prefix", "sched-sim-"]
+        )
+        cluster.kubectl("create", "deployment", "web", "--image=nginx:1.25", "--replicas=6")
+        deadline = time.monotonic() + 60
+        while True:
+            pods = json.loads(cluster.kubectl("get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
+            running = [p for p in pods if p["status"].get("phase") == "Running"]
+            if len(running) == 6:
+                break
+            assert time.monotonic() < deadline, f"pods not running: {[p['status'] for p in pods]}"
+            time.sleep(0.3)
+        nodes = {p["spec"]["nodeName"] for p in running}
+        assert nodes == {"sched-sim-0", "sched-sim-1", "sched-sim-2"}
+        events = cluster.kubectl("get", "events", "--field-selector", "reason=Scheduled", "-o", "json").stdout
+        messages = [e["message"] for e in json.loads(events)["items"]]
+        assert sum(m.startswith("Successfully assigned default/web-") for m in messages) == 6
+    finally:
+        if agent is not None:
+            stop_process(agent)
+        cluster.stop()

@@ -123,3 +123,85 @@ def test_chunked_filters_and_memoized_scores_match_the_per_node_path(nodes, used
         for n in snap.nodes:
             n.memo.clear()
         assert remembered == alg.framework.run_score(CycleState(), info, snap, one_by_one)
+
+
+ops_st = st.lists(
+    st.tuples(st.sampled_from(["add", "remove", "relabel", "drop-node", "add-node"]), st.integers(0, 7),
+              st.integers(0, 3), st.booleans()),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(ops=ops_st)
+def test_incremental_spread_domain_counts_match_a_recount(ops) -> None:
+    from sampan.scheduler.cache import Cache
+    from sampan.scheduler.plugins.podtopologyspread import Constraint, PodTopologySpread
+
+    zone = "topology.kubernetes.io/zone"
+    cache = Cache()
+    for i in range(6):
+        cache.add_node(node_obj(f"n{i}", labels={zone: f"z{i % 3}"}))
+    plugin = PodTopologySpread({"defaultingType": "List"}, Handle())
+    incoming = PodInfo(pod_obj("in", labels={"app": "web"}))
+    constraint = Constraint({"maxSkew": 1, "topologyKey": zone, "whenUnsatisfiable": "ScheduleAnyway",
+                             "labelSelector": {"matchLabels": {"app": "web"}}}, incoming)
+    pods: dict[str, str] = {}
+    for step, (op, n, z, web) in enumerate(ops):
+        name = f"n{n}"
+        if op == "add":
+            pod = pod_obj(f"p{step}", labels={"app": "web" if web else "db"})
+            pod["spec"]["nodeName"] = name
+            cache.add_pod(pod)
+            pods[f"default/p{step}"] = name
+        elif op == "remove" and pods:
+            key = sorted(pods)[n % len(pods)]
+            cache.remove_pod(key)
+            del pods[key]
+        elif op == "relabel" and name in cache.nodes and cache.nodes[name].node is not None:
+            cache.update_node(node_obj(name, labels={zone: f"z{z}"} if web else {}))
+        elif op == "drop-node":
+            cache.remove_node(name)
+        elif op == "add-node":
+            cache.add_node(node_obj(name, labels={zone: f"z{z}"}))
+        snap = cache.snapshot()
+        got = {k: v for k, v in plugin._domain_counts(constraint, "default", snap).items() if v}
+        want: dict[str, int] = {}
+        for node in snap.nodes:
+            value = node.labels.get(zone)
+            if value is None:
+                continue
+            count = sum(1 for p in node.pods.values() if p.labels.get("app") == "web")
+            if count:
+                want[value] = want.get(value, 0) + count
+        assert got == want
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    placed=st.lists(st.tuples(st.integers(0, 7), st.booleans()), max_size=30),
+    labelled=st.lists(st.booleans(), min_size=8, max_size=8),
+)
+def test_spread_score_many_matches_score(placed, labelled) -> None:
+    from sampan.scheduler.cache import Snapshot
+
+    zone = "topology.kubernetes.io/zone"
+    nodes = [node_obj(f"n{i}", labels={zone: f"z{i % 3}"} if labelled[i] else {}) for i in range(8)]
+    pods = []
+    for j, (on, web) in enumerate(placed):
+        p = pod_obj(f"p{j}", labels={"app": "web" if web else "db"})
+        p["spec"]["nodeName"] = f"n{on}"
+        pods.append(p)
+    spec = [{"maxSkew": skew, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
+             "labelSelector": {"matchLabels": {"app": "web"}}}
+            for skew, key in ((3, "kubernetes.io/hostname"), (5, zone))]
+    pod = pod_obj("in", labels={"app": "web"}, topologySpreadConstraints=spec)
+    snap = Snapshot.build(nodes, pods)
+    alg = Algorithm(Framework.build(SchedulerConfig(), Handle()))
+    plugin = alg.framework.plugins["PodTopologySpread"]
+    state = CycleState()
+    info = PodInfo(pod)
+    if plugin.pre_score(state, info, snap, snap.nodes) is None:  # type: ignore[attr-defined]
+        one = [plugin.score(state, info, n) for n in snap.nodes]  # type: ignore[attr-defined]
+        assert plugin.score_many(state, info, snap.nodes) == one  # type: ignore[attr-defined]

@@ -164,3 +164,65 @@ async def test_system_default_spread_follows_services(client: LocalClient, start
     nodes = [await bound_node(client, f"api{i}") for i in range(6)]
     await sched.idle()
     assert sorted(nodes).count("a") == 3 and sorted(nodes).count("b") == 3
+
+
+async def test_reserve_and_permit_plugins(client: LocalClient, start_scheduler) -> None:
+    from sampan.scheduler.framework import PLUGINS, Plugin, Status, plugin, unschedulable
+
+    calls: list[tuple[str, str]] = []
+
+    if "TestGate" not in PLUGINS:
+
+        @plugin
+        class TestGate(Plugin):
+            name = "TestGate"
+
+            def reserve(self, state, pod, node_name):  # type: ignore[no-untyped-def]
+                calls.append(("reserve", pod.name))
+                return None
+
+            def unreserve(self, state, pod, node_name):  # type: ignore[no-untyped-def]
+                calls.append(("unreserve", pod.name))
+
+            def permit(self, state, pod, node_name) -> Status | None:  # type: ignore[no-untyped-def]
+                return unschedulable("held at the gate") if pod.labels.get("gate") == "closed" else None
+
+        PLUGINS["TestGate"].calls = calls  # type: ignore[attr-defined]
+    calls = PLUGINS["TestGate"].calls  # type: ignore[attr-defined]
+    calls.clear()
+    await create_nodes(client, node_obj("n1"))
+    await start_scheduler({"profiles": [{"plugins": {"multiPoint": {"enabled": [{"name": "TestGate"}]}}}]})
+    await client.create(PODS, pod_obj("open", labels={"gate": "open"}))
+    await client.create(PODS, pod_obj("closed", labels={"gate": "closed"}))
+    assert await bound_node(client, "open") == "n1"
+    event = await wait_event(client, "closed", "FailedScheduling")
+    assert "held at the gate" in event["message"]
+    assert not (await client.get(PODS, "closed", "default"))["spec"].get("nodeName")
+    assert ("reserve", "open") in calls and ("unreserve", "closed") in calls
+    assert ("unreserve", "open") not in calls
+
+
+async def test_node_heartbeats_keep_cached_scores_but_changes_apply(client: LocalClient, start_scheduler) -> None:
+    from sampan.client.interface import NODES
+
+    await create_nodes(client, node_obj("n1", cpu="1"))
+    sched = await start_scheduler()
+    info = sched.cache.nodes["n1"]
+    info.memo[12345] = 1
+
+    async def patched(check) -> None:  # type: ignore[no-untyped-def]
+        async def seen() -> bool:
+            return check(sched.cache.nodes["n1"])
+
+        await eventually(seen)
+
+    heartbeat = {"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                            "lastHeartbeatTime": "2026-12-07T04:00:00Z"}]}}
+    await client.patch(NODES, "n1", heartbeat, "strategic", subresource="status")
+    await patched(lambda n: n.node["status"]["conditions"][0].get("lastHeartbeatTime"))
+    assert sched.cache.nodes["n1"].memo.get(12345) == 1  # nothing the scheduler reads changed
+    await client.patch(NODES, "n1", {"status": {"allocatable": {"cpu": "3"}}}, "strategic", subresource="status")
+    await patched(lambda n: n.allocatable.cpu == 3000)
+    assert 12345 not in sched.cache.nodes["n1"].memo
+    await client.create(PODS, pod_obj("needs-two", cpu="2"))
+    assert await bound_node(client, "needs-two") == "n1"

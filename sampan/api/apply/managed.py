@@ -12,7 +12,7 @@ import copy
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sampan.api.apply import fieldpath as fp
 from sampan.api.apply import merge as mg
@@ -218,12 +218,52 @@ def _set_managed(obj: dict[str, Any], managers: Managers) -> None:
         meta.pop("managedFields", None)
 
 
-def _take(managers: Managers, skip: tuple[str, str, str, str] | None, lost: FieldSet) -> None:
-    """Other managers lose ``lost``; entries left empty are dropped."""
+# Other served versions of the same object (built-in kinds converted over one storage):
+# apiVersion -> (that version's schema, a function converting from the request's version).
+VersionViews = Callable[[str], "tuple[dict[str, Any] | None, Callable[[dict[str, Any]], dict[str, Any]]] | None"]
+
+
+class _Diffs:
+    """What a write changed and removed, as each manager sees it in its own apiVersion:
+    like upstream, old and new are compared again converted to that version."""
+
+    def __init__(self, before: dict[str, Any], after: dict[str, Any], schema: dict[str, Any] | None,
+                 api_version: str, ignored: FieldSet, views: VersionViews | None, zero_structs: bool = False) -> None:
+        self._before, self._after, self._ignored, self._views = before, after, ignored, views
+        self._api_version = api_version
+        self._by_version = {api_version: self._compare(before, after, schema, zero_structs)}
+
+    def _compare(self, before: dict[str, Any], after: dict[str, Any], schema: dict[str, Any] | None,
+                 zero_structs: bool = False) -> tuple[FieldSet, FieldSet]:
+        diff = mg.compare(before, after, schema, zero_structs=zero_structs)
+        return (fp.recursive_difference(diff.changed(), self._ignored),
+                fp.recursive_difference(diff.removed, self._ignored))
+
+    def of(self, entry: Entry | None) -> tuple[FieldSet, FieldSet]:
+        """(changed, removed) in ``entry``'s version (None: the request's)."""
+        version = entry.api_version if entry is not None and entry.api_version else self._api_version
+        found = self._by_version.get(version)
+        if found is not None:
+            return found
+        found = self._by_version[self._api_version]
+        view = self._views(version) if self._views is not None else None
+        if view is not None:
+            schema, convert = view
+            try:
+                found = self._compare(convert(self._before), convert(self._after), mg.root_schema(schema))
+            except ValueError:
+                pass  # not convertible: judge it in the request's version
+        self._by_version[version] = found
+        return found
+
+
+def _take_each(managers: Managers, skip: tuple[str, str, str, str] | None, diffs: _Diffs) -> None:
+    """Every other manager loses what the write changed or removed, in its own version."""
     for ident in list(managers):
-        if ident != skip and lost:
+        if ident != skip:
+            changed, removed = diffs.of(managers[ident])
             entry = managers[ident]
-            entry.fields = entry.fields - lost
+            entry.fields = entry.fields - changed - removed
             if not entry.fields:
                 del managers[ident]
 
@@ -232,7 +272,8 @@ def _take(managers: Managers, skip: tuple[str, str, str, str] | None, lost: Fiel
 
 def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], manager: str, force: bool,
                       schema: dict[str, Any] | None, api_version: str, now: str, subresource: str = "",
-                      ignored_fields: Iterable[str] | None = None) -> dict[str, Any]:
+                      ignored_fields: Iterable[str] | None = None,
+                      views: VersionViews | None = None) -> dict[str, Any]:
     """The object after ``manager`` applies ``applied`` onto ``live`` (None: create).
 
     Raises :class:`ApplyConflict` when another manager owns a field whose value
@@ -250,7 +291,7 @@ def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], mana
         raise mg.InvalidApply(f"Incorrect version specified in apply patch. Specified patch version: "
                               f"{version}, expected: {api_version}")
     try:
-        return _apply(live, applied, manager, force, schema, api_version, now, subresource, ignored_fields)
+        return _apply(live, applied, manager, force, schema, api_version, now, subresource, ignored_fields, views)
     except ApplyConflict as conflict:
         if manager != "kubectl" or force or live is None:
             raise
@@ -259,12 +300,12 @@ def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], mana
         if remaining:
             raise ApplyConflict(remaining) from None
         # Every conflict is a field kubectl's client-side apply set: take them over.
-        return _apply(live, applied, manager, True, schema, api_version, now, subresource, ignored_fields)
+        return _apply(live, applied, manager, True, schema, api_version, now, subresource, ignored_fields, views)
 
 
 def _apply(live: dict[str, Any] | None, applied: dict[str, Any], manager: str, force: bool,
            schema: dict[str, Any] | None, api_version: str, now: str, subresource: str,
-           ignored_fields: Iterable[str] | None) -> dict[str, Any]:
+           ignored_fields: Iterable[str] | None, views: VersionViews | None = None) -> dict[str, Any]:
     schema = mg.root_schema(schema)
     ignored = _ignored(subresource, ignored_fields)
     managers = _decode_or_empty(live.get("metadata", {}).get("managedFields")) if live else {}
@@ -283,13 +324,11 @@ def _apply(live: dict[str, Any] | None, applied: dict[str, Any], manager: str, f
         pruned = mg.remove_unowned(merged, mg.with_named_fields(previous.fields, schema), owned, schema)
         merged = {} if pruned is mg.MISSING else pruned
 
-    diff = mg.compare(before, merged, schema)
-    changed = fp.recursive_difference(diff.changed(), ignored)
-    found = [(e, p) for ident, e in managers.items() if ident != me.ident for p in e.fields & changed]
+    diffs = _Diffs(before, merged, schema, api_version, ignored, views)
+    found = [(e, p) for ident, e in managers.items() if ident != me.ident for p in e.fields & diffs.of(e)[0]]
     if found and not force:
         raise ApplyConflict(found)
-    _take(managers, me.ident, changed)
-    _take(managers, me.ident, fp.recursive_difference(diff.removed, ignored))
+    _take_each(managers, me.ident, diffs)
 
     me.fields = me.fields - _STRIPPED
     if not me.fields:
@@ -347,7 +386,7 @@ def _is_reset(entries: Any) -> bool:
 def update_managed_fields(old: dict[str, Any] | None, new: dict[str, Any], manager: str,
                           schema: dict[str, Any] | None, api_version: str, now: str,
                           subresource: str = "", operation: str = UPDATE,
-                          ignored_fields: Iterable[str] | None = None) -> None:
+                          ignored_fields: Iterable[str] | None = None, views: VersionViews | None = None) -> None:
     """Records a create/update/patch by ``manager`` in ``new["metadata"]["managedFields"]``.
 
     Managed fields the client sent are kept (that is how clients edit them); an
@@ -375,13 +414,10 @@ def update_managed_fields(old: dict[str, Any] | None, new: dict[str, Any], manag
     ignored = _ignored(subresource, ignored_fields)
     before, after = _view(old), _view(new)
     # A create is compared with the kind's zero value, where nested structs already exist.
-    diff = mg.compare(before, after, schema, zero_structs=old is None)
-    changed = fp.recursive_difference(diff.changed(), ignored)
-    removed = fp.recursive_difference(diff.removed, ignored)
-    _take(managers, None, changed)
-    _take(managers, None, removed)
+    diffs = _Diffs(before, after, schema, api_version, ignored, views, zero_structs=old is None)
+    _take_each(managers, None, diffs)
 
-    gained = changed - _STRIPPED
+    gained = diffs.of(None)[0] - _STRIPPED
     if gained:
         me = Entry(manager, operation, api_version, subresource, gained, now)
         if me.ident in managers:

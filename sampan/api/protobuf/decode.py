@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import access, core, pod, review, workloads
+from . import access, autoscaling, core, pod, review, workloads
 from .meta import DELETE_OPTIONS, UNKNOWN
 from .schema import Message, decode_message
 from .wire import ProtobufError
@@ -25,6 +25,7 @@ _KINDS: dict[str, dict[str, Message]] = {
     },
     "apps/v1": {"Deployment": workloads.DEPLOYMENT},
     "batch/v1": {"Job": workloads.JOB, "CronJob": workloads.CRON_JOB},
+    "autoscaling/v1": {"HorizontalPodAutoscaler": autoscaling.HORIZONTAL_POD_AUTOSCALER_V1},
     "rbac.authorization.k8s.io/v1": {
         "Role": access.ROLE,
         "ClusterRole": access.CLUSTER_ROLE,

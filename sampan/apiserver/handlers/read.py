@@ -7,7 +7,6 @@ from typing import Any
 from aiohttp import web
 
 from sampan.api import errors
-from sampan.api.tables import build_table
 from sampan.apiserver import negotiation as neg
 from sampan.apiserver.handlers.params import list_options
 from sampan.apiserver.routes import ResourceRequest
@@ -27,6 +26,8 @@ def _include_object(request: web.Request) -> str:
 
 
 def table_for(rr: ResourceRequest, objects: list[dict], include: str, version: str = "v1") -> dict[str, Any]:
+    from sampan.api.tables import build_table  # loaded by the first Table request, not at start-up
+
     table = build_table(rr.info.group, rr.info.plural, objects, include_object=include, columns=rr.info.printer_columns)
     table["apiVersion"] = f"meta.k8s.io/{version}"
     return table
@@ -66,6 +67,8 @@ async def get(request: web.Request, rr: ResourceRequest, registry: Registry) -> 
         scale = await subresources.get_scale(rs, rr.namespace, rr.name)
         out = neg.negotiate(request, for_list=False)
         if out.shape == "Table":
+            from sampan.api.tables import build_table
+
             table = build_table("autoscaling", "scales", [scale], include_object=_include_object(request))
             table["apiVersion"] = f"meta.k8s.io/{out.version}"
             table["metadata"] = {"resourceVersion": (scale.get("metadata") or {}).get("resourceVersion", "")}

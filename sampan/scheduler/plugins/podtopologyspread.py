@@ -11,15 +11,16 @@ Services, ReplicaSets and StatefulSets) or "List" with ``args.defaultConstraints
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from sampan.client.interface import ResourceRef
-from sampan.scheduler.cache import Snapshot
+from sampan.scheduler.cache import ChangeLog, Snapshot
 from sampan.scheduler.framework import (
     MAX_NODE_SCORE, SKIPPED, CycleState, Plugin, Status, plugin, unresolvable, unschedulable,
 )
 from sampan.scheduler.helpers import NO_EXECUTE, NO_SCHEDULE, RequiredNodeAffinity, first_untolerated
-from sampan.scheduler.types import HOSTNAME_LABEL, NodeInfo, Obj, PodInfo, memo_id, selector
+from sampan.scheduler.types import HOSTNAME_LABEL, NodeInfo, Obj, PodInfo, memo_id, memoized, selector
 
 REASON = "node(s) didn't match pod topology spread constraints"
 REASON_MISSING_LABEL = "node(s) didn't match pod topology spread constraints (missing required label)"
@@ -78,6 +79,15 @@ class Constraint:
         return found
 
 
+class _Domains:
+    __slots__ = ("log", "seq", "per_node", "totals")
+
+    def __init__(self, log: ChangeLog) -> None:
+        self.log, self.seq = log, log.seq
+        self.per_node: dict[str, tuple[str, int]] = {}  # node -> (its domain, matching pods)
+        self.totals: dict[str, int] = {}  # domain -> matching pods
+
+
 @plugin
 class PodTopologySpread(Plugin):
     name = "PodTopologySpread"
@@ -88,6 +98,7 @@ class PodTopologySpread(Plugin):
         self.default_constraints: list[Obj] = (
             SYSTEM_DEFAULTS if self.defaulting == "System" else list(args.get("defaultConstraints") or [])
         )
+        self._domains: dict[tuple[str, str, str], _Domains] = {}
         informers = getattr(handle, "informers", None)
         self._owners = (
             [informers.informer(r) for r in (SERVICES, REPLICASETS, STATEFULSETS)]
@@ -168,7 +179,10 @@ class PodTopologySpread(Plugin):
             return SKIPPED
         keys = [c.key for c in constraints]
         # Own constraints need every topology key on a node; the defaults only where present.
-        ignored = {n.name for n in nodes if not all(k in n.labels for k in keys)} if not defaulted else set()
+        ignored: set[str] = set()
+        if not defaulted:
+            for k in keys:
+                ignored.update([n.name for n in nodes if k not in n.labels])
         scored = [n for n in nodes if n.name not in ignored] if ignored else nodes
         weights = []
         counts: dict[tuple[str, str], int] = {}
@@ -178,19 +192,52 @@ class PodTopologySpread(Plugin):
                 weights.append(math.log(len(scored) + 2))  # counted per node in score()
                 continue
             key = c.key
-            domains = {v for v in (n.labels.get(key) for n in scored) if v is not None}
+            domains = {n.labels.get(key) for n in scored}
+            domains.discard(None)
             weights.append(math.log(len(domains) + 2))
             if not domains:
                 continue
             # Matching pods per domain, over every node of those domains in the cluster.
-            check = c.honor_taints or (c.honor_affinity and not affinity.empty)
-            for node in snapshot.nodes:
-                value = node.labels.get(key)
-                if value in domains and (not check or c.includes(node, pod, affinity)):
-                    pair = (key, value)  # type: ignore[assignment]
-                    counts[pair] = counts.get(pair, 0) + c.count(node, pod.namespace)
+            if c.honor_taints or (c.honor_affinity and not affinity.empty):
+                for node in snapshot.nodes:
+                    value = node.labels.get(key)
+                    if value in domains and c.includes(node, pod, affinity):
+                        pair = (key, value)  # type: ignore[assignment]
+                        counts[pair] = counts.get(pair, 0) + c.count(node, pod.namespace)
+            else:
+                totals = self._domain_counts(c, pod.namespace, snapshot)
+                for value in domains:
+                    counts[(key, value)] = totals.get(value, 0)
         state[self.name + "/score"] = (constraints, counts, weights, ignored)
         return None
+
+    def _domain_counts(self, c: Constraint, namespace: str, snapshot: Snapshot) -> dict[str, int]:
+        """Matching pods per value of ``c.key`` over all nodes, kept up to date from the
+        cache's change log: only nodes changed since the last cycle are counted again."""
+        entry_key = (str(c.selector), namespace, c.key)
+        entry = self._domains.get(entry_key)
+        log = snapshot.changes
+        changed = log.since(entry.seq) if entry is not None and entry.log is log else None
+        if entry is None or changed is None or len(changed) > len(snapshot.nodes) // 4:
+            if len(self._domains) > 256:
+                self._domains.clear()
+            entry = self._domains[entry_key] = _Domains(log)
+            names: Iterable[str] = snapshot.by_name
+        else:
+            names = set(changed)
+            entry.seq = log.seq
+        per_node, totals = entry.per_node, entry.totals
+        for name in names:
+            old = per_node.pop(name, None)
+            if old is not None:
+                totals[old[0]] -= old[1]
+            node = snapshot.by_name.get(name)
+            value = node.labels.get(c.key) if node is not None else None
+            if node is not None and value is not None:
+                found = c.count(node, namespace)
+                per_node[name] = (value, found)
+                totals[value] = totals.get(value, 0) + found
+        return totals
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
         constraints, counts, weights, ignored = state[self.name + "/score"]
@@ -204,6 +251,26 @@ class PodTopologySpread(Plugin):
             cnt = c.count(node, pod.namespace) if c.key == HOSTNAME_LABEL else counts.get((c.key, value), 0)
             total += cnt * weight + (c.max_skew - 1)
         return round(total)
+
+    def score_many(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        """``score`` for many nodes, one comprehension per constraint."""
+        constraints, counts, weights, ignored = state[self.name + "/score"]
+        totals = [0.0] * len(nodes)
+        ns = pod.namespace
+        for c, weight in zip(constraints, weights):
+            key, base = c.key, c.max_skew - 1
+            if key == HOSTNAME_LABEL:
+                here = memoized(nodes, (_COUNT_MEMO, str(c.selector), ns), lambda n, c=c: c.count(n, ns))
+                part = [h * weight + base if key in n.labels else 0.0 for n, h in zip(nodes, here)]
+            else:
+                part = [
+                    counts.get((key, v), 0) * weight + base if v is not None else 0.0
+                    for v in [n.labels.get(key) for n in nodes]
+                ]
+            totals = [t + p for t, p in zip(totals, part)]
+        if ignored:
+            totals = [0.0 if n.name in ignored else t for n, t in zip(nodes, totals)]
+        return [round(t) for t in totals]
 
     def normalize_score(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo], scores: list[int]) -> None:
         ignored = state[self.name + "/score"][3]

@@ -1,0 +1,316 @@
+"""The node agent: registers this machine as a Node, keeps its Lease and status fresh, and runs
+one pod worker per pod bound to it. What it was told to run (pods, and the ConfigMaps and
+Secrets they use) is kept in its own SQLite file so it carries on when the server is out of
+reach, and it re-adopts the containers it finds running when it starts again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+from sampan.client.events import EventRecorder
+from sampan.client.informer import Informer
+from sampan.client.interface import CONFIGMAPS, PODS, SECRETS, SERVICEACCOUNTS, SERVICES, Client, is_not_found
+from sampan.node import envs
+from sampan.node.localpath import LocalStorage
+from sampan.node.nodestatus import NodeStatus
+from sampan.node.podworker import PodWorker
+from sampan.node.runtimes.base import ContainerState
+from sampan.node.state import AgentState
+from sampan.node.volumes import VolumeManager
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+KINDS = {"ConfigMap": CONFIGMAPS, "Secret": SECRETS}
+
+
+class NodeAgent:
+    def __init__(
+        self, client: Client, node_name: str, data_dir: Path, runtime: Any, images: Any, network: Any,
+        cgroups: Any, *, node_ip: str = "127.0.0.1", lease_interval: float = 10.0, status_interval: float = 60.0,
+        volume_refresh: float = 10.0, kubelet_version: str = "", pod_cidr_timeout: float = 120.0,
+    ) -> None:
+        self.client = client
+        self.node_name = node_name
+        self.data_dir = Path(data_dir)
+        self.runtime = runtime
+        self.images = images
+        # A PodNetwork, or a factory taking the node's podCIDR (known once node IPAM assigned it).
+        self._network_factory: Callable[[str], Any] | None = None
+        self.network: Any = None
+        if network is not None and not hasattr(network, "setup"):
+            self._network_factory = network
+        else:
+            self.network = network
+        self.cgroups = cgroups
+        self.node_ip = node_ip
+        self.volume_refresh = volume_refresh
+        self.pod_cidr_timeout = pod_cidr_timeout
+        root = self.data_dir / "agent"
+        self.pods_dir = root / "pods"
+        self.log_dir = root / "logs"
+        self.state = AgentState(root / "state.db")
+        self.recorder = EventRecorder(client, "kubelet", host=node_name)
+        self.volumes = VolumeManager(self)
+        self.local_storage = LocalStorage(self)
+        self.status = NodeStatus(self, lease_interval, status_interval, kubelet_version)
+        self.workers: dict[str, PodWorker] = {}
+        self.epoch = 0  # bumped when the server is back: workers write their status again
+        self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
+        self.services_informer = Informer(client, SERVICES)
+        self._network_ready = asyncio.Event()
+        self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._adopted: dict[str, list[ContainerState]] = {}
+
+    @property
+    def allocatable(self) -> dict[str, str]:
+        return self.status.allocatable
+
+    # -- start and stop ------------------------------------------------------------------
+    async def start(self) -> None:
+        for d in (self.pods_dir, self.log_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        await self._import_images()
+        try:
+            containers = await self.runtime.list_containers()
+        except Exception as exc:  # noqa: BLE001 - nothing to adopt
+            log.warning("listing containers failed: %s", exc)
+            containers = []
+        for c in containers:
+            self._adopted.setdefault(c.pod_uid, []).append(c)
+        if self.network is not None:
+            self._network_ready.set()
+        await self.status.start()  # registers the node (retried in the background if the server is away)
+        self._tasks.append(asyncio.create_task(self._wait_network(), name="agent network"))
+        # Run what the local file says first: this works without the server.
+        for pod in await self.state.pods():
+            self._ensure_worker(pod)
+        self.pods.add_handler(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n), on_delete=self._on_gone)
+        self.pods.start()
+        self.services_informer.start()
+        self._tasks.append(asyncio.create_task(self._reconcile_after_sync(), name="agent pod sync"))
+
+    async def stop(self) -> None:
+        """Stops the agent; the containers keep running (a new agent re-adopts them)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
+        await self.status.stop()
+        await self.pods.stop()
+        await self.services_informer.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.recorder.flush(), 2)
+        await self.recorder.close()
+        self.state.close()
+
+    async def _import_images(self) -> None:
+        drop = self.data_dir / "agent" / "images"
+        if not drop.is_dir():
+            return
+        for path in sorted(drop.iterdir()):
+            if path.suffix in (".tar", ".gz", ".tgz") or path.name.endswith(".tar.gz"):
+                try:
+                    refs = await self.images.import_archive(path)
+                    log.info("imported %s: %s", path.name, ", ".join(refs))
+                except Exception as exc:  # noqa: BLE001 - one bad tarball must not stop the node
+                    log.warning("importing %s failed: %s", path, exc)
+
+    async def _wait_network(self) -> None:
+        if self._network_factory is None:
+            return
+        cidr = await self.status.wait_pod_cidr(self.pod_cidr_timeout)
+        self.network = self._network_factory(cidr)
+        self._network_ready.set()
+
+    async def _reconcile_after_sync(self) -> None:
+        """Pods the file knows but the server no longer has were deleted while we were away."""
+        while not await self.pods.wait_for_sync(5):
+            pass
+        live = {p["metadata"]["uid"] for p in self.pods.list()}
+        for uid, worker in list(self.workers.items()):
+            if uid not in live:
+                worker.remove()
+        keep = set(self.workers)
+        for uid, containers in self._adopted.items():
+            if uid not in keep:
+                for c in containers:  # leftovers of pods nobody runs any more
+                    with contextlib.suppress(Exception):
+                        await self.runtime.remove_container(c.id)
+                    with contextlib.suppress(Exception):
+                        await self.images.unmount_rootfs(c.id)
+                with contextlib.suppress(Exception):
+                    await self.runtime.remove_sandbox(uid)
+        self._adopted.clear()
+
+    # -- pods ----------------------------------------------------------------------------
+    def _on_pod(self, pod: Obj) -> None:
+        if (pod.get("spec") or {}).get("nodeName") != self.node_name:
+            return
+        worker = self.workers.get(pod["metadata"]["uid"])
+        if worker is None:
+            self._ensure_worker(pod)
+        else:
+            worker.update(pod)
+        task = asyncio.create_task(self.state.put_pod(pod))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def _on_gone(self, pod: Obj) -> None:
+        worker = self.workers.get(pod["metadata"]["uid"])
+        if worker is not None:
+            worker.remove()
+
+    def _ensure_worker(self, pod: Obj) -> PodWorker:
+        uid = pod["metadata"]["uid"]
+        worker = self.workers.get(uid)
+        if worker is None:
+            worker = PodWorker(self, pod, self._adopted.get(uid))
+            phase = (pod.get("status") or {}).get("phase")
+            if phase in ("Succeeded", "Failed") and not self._adopted.get(uid):
+                worker.finished = True  # finished before: nothing to run again
+                worker.last_status_key = "x"
+            self.workers[uid] = worker
+            if (pod.get("metadata") or {}).get("deletionTimestamp"):
+                worker.deleted = True
+            worker.start()
+        return worker
+
+    async def forget(self, uid: str) -> None:
+        self.workers.pop(uid, None)
+        await self.state.delete_pod(uid)
+        await self.state.set(f"net/{uid}", "")
+
+    def admit(self, pod: Obj) -> tuple[str, str] | None:
+        """Does the pod fit next to the pods already running here (requests vs allocatable)?"""
+        from sampan.api.quantity import parse_quantity
+
+        def requests(p: Obj, name: str) -> Any:
+            spec = p.get("spec") or {}
+            total = sum((parse_quantity(((c.get("resources") or {}).get("requests") or {}).get(name, "0")).amount
+                         for c in spec.get("containers") or []), start=parse_quantity("0").amount)
+            for c in spec.get("initContainers") or []:
+                total = max(total, parse_quantity(((c.get("resources") or {}).get("requests") or {}).get(name, "0")).amount)
+            return total
+
+        uid = pod["metadata"]["uid"]
+        active = [w.pod for u, w in self.workers.items() if u != uid and not w.finished and w.sandbox is not None]
+        if len(active) + 1 > int(self.allocatable.get("pods", "110")):
+            return "OutOfpods", "Pod was rejected: Node didn't have enough resource: pods"
+        for name in ("cpu", "memory"):
+            want = requests(pod, name)
+            if not want:
+                continue
+            used = sum((requests(p, name) for p in active), start=parse_quantity("0").amount)
+            cap = parse_quantity(self.allocatable.get(name, "0")).amount
+            if used + want > cap:
+                return (f"OutOf{name}", f"Pod was rejected: Node didn't have enough resource: {name}, requested: "
+                        f"{int(want * (1000 if name == 'cpu' else 1))}, used: {int(used * (1000 if name == 'cpu' else 1))}, "
+                        f"capacity: {int(cap * (1000 if name == 'cpu' else 1))}")
+        return None
+
+    # -- what workers ask for --------------------------------------------------------------
+    async def get_object(self, kind: str, namespace: str, name: str) -> Obj | None:
+        """From the server when it answers (and remembered), else the local copy."""
+        try:
+            obj = await self.client.get(KINDS[kind], name, namespace)
+        except Exception as exc:  # noqa: BLE001
+            if is_not_found(exc):
+                await self.state.put_object(kind, namespace, name, None)
+                return None
+            return await self.state.get_object(kind, namespace, name)
+        obj.setdefault("kind", kind)
+        await self.state.put_object(kind, namespace, name, obj)
+        return obj
+
+    def services(self) -> list[Obj]:
+        return self.services_informer.list()
+
+    def cluster_dns(self) -> str | None:
+        for name in ("kube-dns", "coredns"):
+            svc = self.services_informer.get(f"kube-system/{name}")
+            ip = ((svc or {}).get("spec") or {}).get("clusterIP")
+            if ip and ip != "None":
+                return str(ip)
+        return None
+
+    def resolv_conf(self, pod: Obj) -> str:
+        return envs.resolv_conf(pod, self.cluster_dns())
+
+    def hosts_file(self, pod: Obj, ip: str, hostname: str) -> str:
+        return envs.hosts_file(pod, ip, hostname)
+
+    async def pod_network(self, pod: Obj) -> tuple[str, str]:
+        uid = pod["metadata"]["uid"]
+        stored = await self.state.get(f"net/{uid}")
+        if stored:
+            found = json.loads(stored)
+            return found["netns"], found["ip"]
+        await asyncio.wait_for(self._network_ready.wait(), self.pod_cidr_timeout)
+        if self.network is None:
+            raise RuntimeError("this node has no pod network")
+        mappings = [
+            {"hostPort": p["hostPort"], "containerPort": p["containerPort"], "protocol": p.get("protocol", "TCP"),
+             **({"hostIP": p["hostIP"]} if p.get("hostIP") else {})}
+            for c in pod["spec"].get("containers") or [] for p in c.get("ports") or [] if p.get("hostPort")
+        ]
+        info = await self.network.setup(uid, pod["metadata"].get("namespace", "default"), pod["metadata"]["name"],
+                                        mappings)
+        await self.state.set(f"net/{uid}", json.dumps({"netns": info.netns_path, "ip": info.ip}))
+        return info.netns_path, info.ip
+
+    async def release_network(self, uid: str) -> None:
+        if self.network is not None and await self.state.get(f"net/{uid}"):
+            await self.network.teardown(uid)
+        await self.state.set(f"net/{uid}", "")
+
+    async def service_account_token(self, pod: Obj, audience: str | None, seconds: int) -> str:
+        """A bound token from the TokenRequest API, renewed at 80% of its life (kept if offline)."""
+        uid = pod["metadata"]["uid"]
+        key = (uid, audience or "")
+        cached = self._tokens.get(key)
+        if cached and time.time() < cached[1]:
+            return cached[0]
+        sa = pod["spec"].get("serviceAccountName") or "default"
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "metadata": {"name": sa},
+                "spec": {"audiences": [audience] if audience else None, "expirationSeconds": max(seconds, 600),
+                         "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": pod["metadata"]["name"],
+                                            "uid": uid}}}
+        try:
+            reply = await self.client.create(SERVICEACCOUNTS, body, pod["metadata"].get("namespace"),
+                                             subresource="token")
+        except Exception:
+            if cached:
+                return cached[0]
+            raise
+        token = reply["status"]["token"]
+        self._tokens[key] = (token, time.time() + 0.8 * max(seconds, 600))
+        return token
+
+    def on_reconnect(self) -> None:
+        """The server answers again: every worker reports its status (nothing restarts)."""
+        self.epoch += 1
+        for w in self.workers.values():
+            w.wake.set()
+
+
+def machine_resources(data_dir: Path) -> dict[str, str]:
+    mem_kib = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    disk = shutil.disk_usage(data_dir if data_dir.exists() else "/")
+    return {"cpu": str(os.cpu_count() or 1), "memory": f"{mem_kib}Ki", "pods": "110",
+            "ephemeral-storage": f"{disk.total // 1024}Ki"}
+
+
+__all__ = ["NodeAgent", "machine_resources", "defaultdict"]

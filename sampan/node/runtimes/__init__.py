@@ -1,0 +1,1 @@
+"""Container runtimes behind one interface: ``oci`` (runc/crun), ``raw`` (host processes)."""

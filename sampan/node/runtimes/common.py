@@ -1,0 +1,182 @@
+"""Agent-side helpers shared by the oci and raw runtimes: the per-container directory
+(meta.json, started.json, exit.json written by the shim), starting the shim, and attach
+(which follows the CRI log and writes into the shim's stdin fifo)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import sampan
+from sampan.apiserver.streaming.backend import StreamIO
+from sampan.node.runtimes.base import ContainerConfig, ContainerState, RuntimeError_
+
+SHIM_TIMEOUT = 60.0
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def meta_for(config: ContainerConfig, **extra: Any) -> dict[str, Any]:
+    return {"id": config.id, "pod_uid": config.pod_uid, "name": config.name, "labels": config.labels,
+            "log_path": str(config.log_path), "tty": config.tty, "stdin": config.stdin,
+            "created_at": time.time(), **extra}
+
+
+def state_from_files(cdir: Path, meta: dict[str, Any]) -> ContainerState:
+    """What the shim's files say; the caller refines `running` with a live check."""
+    st = ContainerState(id=meta["id"], pod_uid=meta.get("pod_uid", ""), name=meta.get("name", ""),
+                        status="created", labels=dict(meta.get("labels") or {}))
+    started = read_json(cdir / "started.json")
+    if started:
+        st.status, st.pid, st.started_at = "running", started.get("pid"), started.get("started_at")
+    exited = read_json(cdir / "exit.json")
+    if exited:
+        st.status, st.exit_code = "exited", exited.get("exit_code")
+        st.finished_at, st.oom_killed = exited.get("finished_at"), bool(exited.get("oom_killed"))
+    return st
+
+
+async def run_shim(cdir: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """Starts the shim for one container and returns its report (pid, started_at)."""
+    spec_path = cdir / "shim.json"
+    write_json(spec_path, spec)
+    env = dict(os.environ)
+    pkg_root = str(Path(sampan.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    with open(cdir / "shim.log", "ab") as shim_log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sampan.node.runtimes.shim", str(spec_path),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=shim_log,
+            cwd="/", env=env, start_new_session=True)
+    assert proc.stdout is not None
+    line = b""
+    with contextlib.suppress(asyncio.TimeoutError):
+        line = await asyncio.wait_for(proc.stdout.readline(), SHIM_TIMEOUT)
+        # The shim points its stdout elsewhere right after reporting: read to EOF so the
+        # pipe (and its transport) closes now.
+        await asyncio.wait_for(proc.stdout.read(), 10.0)
+    await proc.wait()
+    report = None
+    with contextlib.suppress(ValueError):
+        report = json.loads(line) if line else None
+    if not isinstance(report, dict):
+        detail = ""
+        with contextlib.suppress(OSError):
+            detail = (cdir / "shim.log").read_text()[-2000:].strip()
+        raise RuntimeError_(f"container shim failed to start: {detail or 'no report'}")
+    if not report.get("ok"):
+        raise RuntimeError_(str(report.get("error") or "container failed to start"))
+    return report
+
+
+def shim_alive(cdir: Path) -> bool:
+    started = read_json(cdir / "started.json") or {}
+    pid = started.get("shim_pid")
+    if not isinstance(pid, int):
+        return False
+    try:
+        return b"sampan.node.runtimes.shim" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+async def settle_exit(cdir: Path) -> bool:
+    """True once exit.json exists; waits a little only while the shim may still write it."""
+    if (cdir / "exit.json").exists():
+        return True
+    return shim_alive(cdir) and await wait_exited(cdir, 3.0)
+
+
+async def wait_exited(cdir: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not (cdir / "exit.json").exists():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def _decode_cri(line: bytes) -> tuple[str, bytes] | None:
+    parts = line.split(b" ", 3)
+    if len(parts) < 3:
+        return None
+    stream, tag = parts[1].decode(errors="replace"), parts[2]
+    text = parts[3] if len(parts) > 3 else b""
+    return stream, text + (b"\n" if tag == b"F" else b"")
+
+
+async def attach_via_log(cdir: Path, meta: dict[str, Any], io: StreamIO) -> int:
+    """Streams new log output (and client stdin into the stdin fifo) until the container exits."""
+    log_path = Path(meta["log_path"])
+    if (cdir / "exit.json").exists():
+        exited = read_json(cdir / "exit.json") or {}
+        return int(exited.get("exit_code") or 0)
+    feeder = None
+    if io.stdin is not None and meta.get("stdin"):
+        feeder = asyncio.create_task(_feed_fifo(cdir / "stdin", io.stdin))
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            pending = b""
+            while True:
+                done = (cdir / "exit.json").exists()
+                chunk = f.read(65536)
+                if chunk:
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        decoded = _decode_cri(line)
+                        if decoded is None:
+                            continue
+                        stream, text = decoded
+                        out = io.stderr if stream == "stderr" and not io.tty else io.stdout
+                        if out is not None:
+                            await out(text)
+                    continue
+                if done or not cdir.exists():
+                    break
+                await asyncio.sleep(0.05)
+    except OSError as exc:
+        raise RuntimeError_(f"cannot read the output of container {meta['id']}: {exc.strerror}") from exc
+    finally:
+        if feeder:
+            feeder.cancel()
+    exited = read_json(cdir / "exit.json") or {}
+    return int(exited.get("exit_code") or 0)
+
+
+async def _feed_fifo(fifo: Path, src: asyncio.StreamReader) -> None:
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        while chunk := await src.read(32 * 1024):
+            while chunk:
+                try:
+                    n = os.write(fd, chunk)
+                    chunk = chunk[n:]
+                except BlockingIOError:
+                    await asyncio.sleep(0.02)
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+

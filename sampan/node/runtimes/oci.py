@@ -1,0 +1,278 @@
+"""Containers through an OCI runtime binary (runc, or crun where it works).
+
+Each container has a bundle directory ``<state_dir>/<id>/`` with config.json (written
+here), meta.json (what the agent needs back: pod, name, labels, log path, cgroup) and the
+shim's files (started.json, exit.json, shim.log, stdin fifo). A per-container shim
+(shim.py) runs ``runc create`` + ``runc start`` with pipes as the container's stdio,
+writes the CRI log and records the exit, so containers and their logs survive the agent.
+
+A sandbox is ``<state_dir>/_sandboxes/<pod uid>/`` holding persistent IPC and UTS (and,
+without a pod network, network) namespaces bind-mounted on files, plus the pod's hosts,
+hostname and resolv.conf; every container of the pod joins those namespaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import pty
+import shutil
+import signal
+import struct
+import termios
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from sampan.apiserver.streaming.backend import LocalProcessBackend, StreamIO, _pty_output, _pty_stdin
+from sampan.node.cgroups import Cgroups
+from sampan.node.runtimes import common
+from sampan.node.runtimes.base import (
+    ContainerConfig, ContainerState, ContainerStats, RuntimeError_, SandboxConfig,
+)
+from sampan.node.runtimes.spec import oci_spec
+
+SANDBOXES = "_sandboxes"
+DEFAULT_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+async def _run(*argv: str, timeout: float = 60.0) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return -1, "", f"{argv[0]} timed out"
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def _is_mountpoint(path: Path) -> bool:
+    try:
+        text = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return False
+    target = str(path)
+    return any(line.split()[4] == target for line in text.splitlines() if len(line.split()) > 4)
+
+
+async def _exec_tty(argv: list[str], io: StreamIO) -> int:
+    """`runc exec -t` under a pty of ours: runc makes the container's terminal and copies to
+    ours; after a resize runc needs a SIGWINCH to copy the new size to the container's."""
+    master, slave = pty.openpty()
+    try:
+        proc = await asyncio.create_subprocess_exec(*argv, stdin=slave, stdout=slave, stderr=slave,
+                                                    start_new_session=True)
+    except OSError as exc:
+        os.close(master)
+        raise RuntimeError_(f"cannot run {argv[0]}: {exc.strerror}") from exc
+    finally:
+        os.close(slave)
+    os.set_blocking(master, False)
+
+    async def resize() -> None:
+        assert io.resize is not None
+        async for width, height in io.resize:
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+                proc.send_signal(signal.SIGWINCH)
+
+    tasks = [asyncio.create_task(_pty_stdin(io.stdin, master))] if io.stdin else []
+    if io.resize:
+        tasks.append(asyncio.create_task(resize()))
+    try:
+        await _pty_output(master, io.stdout)
+        return await proc.wait()
+    finally:
+        for t in tasks:
+            t.cancel()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        os.close(master)
+
+
+class OciRuntime:
+    name = "oci"
+    isolates = True
+
+    def __init__(self, state_dir: Path, binary: str = "runc", runc_root: Path = Path("/run/sampan/runc"),
+                 cgroups: Cgroups | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        self.binary = binary
+        self.runc_root = Path(runc_root)
+        self.cgroups = cgroups or Cgroups()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _runc(self) -> list[str]:
+        return [self.binary, "--root", str(self.runc_root)]
+
+    def _cdir(self, container_id: str) -> Path:
+        if not container_id or "/" in container_id or container_id.startswith((".", "_")):
+            raise RuntimeError_(f"invalid container id {container_id!r}")
+        return self.state_dir / container_id
+
+    def _sdir(self, pod_uid: str) -> Path:
+        if not pod_uid or "/" in pod_uid or pod_uid.startswith("."):
+            raise RuntimeError_(f"invalid pod uid {pod_uid!r}")
+        return self.state_dir / SANDBOXES / pod_uid
+
+    def _meta(self, container_id: str) -> dict[str, Any]:
+        meta = common.read_json(self._cdir(container_id) / "meta.json")
+        if meta is None:
+            raise RuntimeError_(f"container {container_id} not found")
+        return meta
+
+    async def _runc_status(self, container_id: str) -> str | None:
+        code, out, _ = await _run(*self._runc(), "state", container_id)
+        if code != 0:
+            return None
+        with contextlib.suppress(ValueError):
+            return str(json.loads(out).get("status"))
+        return None
+
+    # -- sandboxes -----------------------------------------------------------------------
+
+    async def create_sandbox(self, config: SandboxConfig) -> None:
+        sdir = self._sdir(config.pod_uid)
+        sdir.mkdir(parents=True, exist_ok=True)
+        common.write_json(sdir / "sandbox.json", asdict(config))
+        hostname = (config.hostname or config.name)[:63]
+        (sdir / "hostname").write_text(hostname + "\n")
+        hosts = config.hosts or DEFAULT_HOSTS
+        (sdir / "hosts").write_text(hosts if hosts.endswith("\n") else hosts + "\n")
+        dns = config.dns_config
+        if not dns:
+            with contextlib.suppress(OSError):
+                dns = Path("/etc/resolv.conf").read_text()
+        (sdir / "resolv.conf").write_text(dns)
+        kinds = ["ipc", "uts"] + ([] if config.host_network or config.netns_path else ["net"])
+        if all(_is_mountpoint(sdir / k) for k in kinds):
+            return  # already made (agent restart)
+        for k in kinds:
+            (sdir / k).touch()
+        # The command runs inside the new namespaces: name the host, bring up loopback.
+        script = 'hostname "$1" && if [ "$2" = net ]; then ip link set lo up; fi'
+        argv = ["unshare", *(f"--{k}={sdir / k}" for k in kinds), "sh", "-c", script, "sh", hostname,
+                "net" if "net" in kinds else ""]
+        code, _, err = await _run(*argv)
+        if code != 0:
+            await self._unmount_sandbox(sdir)
+            raise RuntimeError_(f"cannot create the namespaces of pod {config.namespace}/{config.name}: {err.strip()}")
+
+    async def _unmount_sandbox(self, sdir: Path) -> None:
+        for k in ("ipc", "uts", "net"):
+            if _is_mountpoint(sdir / k):
+                await _run("umount", "-l", str(sdir / k))
+
+    async def remove_sandbox(self, pod_uid: str) -> None:
+        for st in await self.list_containers():
+            if st.pod_uid == pod_uid:
+                await self.remove_container(st.id)
+        sdir = self._sdir(pod_uid)
+        await self._unmount_sandbox(sdir)
+        await asyncio.to_thread(shutil.rmtree, sdir, True)
+
+    def _sandbox(self, pod_uid: str) -> dict[str, Any]:
+        data = common.read_json(self._sdir(pod_uid) / "sandbox.json")
+        if data is None:
+            raise RuntimeError_(f"the sandbox of pod {pod_uid} does not exist")
+        return data
+
+    # -- containers ----------------------------------------------------------------------
+
+    def cgroup_path(self, sandbox: SandboxConfig, container_id: str) -> str:
+        parent = sandbox.cgroup_parent.strip("/") or self.cgroups.root_name
+        return f"/{parent}/{container_id}"
+
+    async def start_container(self, sandbox: SandboxConfig, config: ContainerConfig) -> ContainerState:
+        cdir = self._cdir(config.id)
+        sdir = self._sdir(sandbox.pod_uid)
+        self._sandbox(sandbox.pod_uid)
+        if (cdir / "started.json").exists() or await self._runc_status(config.id) is not None:
+            raise RuntimeError_(f"container {config.id} already exists")
+        await asyncio.to_thread(shutil.rmtree, cdir, True)
+        cdir.mkdir(parents=True)
+        cgroup = self.cgroup_path(sandbox, config.id)
+        spec = oci_spec(sandbox, config, sdir, cgroup, swap=self.cgroups.mode != "v2" and self.cgroups.swap_accounted())
+        (cdir / "config.json").write_text(json.dumps(spec, indent=1))
+        common.write_json(cdir / "meta.json", common.meta_for(config, cgroup=cgroup, runtime=self.binary))
+        config.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            await common.run_shim(cdir, {
+                "mode": "runc", "runc": self._runc(), "id": config.id, "dir": str(cdir),
+                "log_path": str(config.log_path), "stdin": config.stdin, "tty": config.tty, "cgroup": cgroup,
+            })
+        except RuntimeError_:
+            await self.remove_container(config.id)  # a failed start leaves nothing behind
+            raise
+        return await self.state(config.id)
+
+    async def stop_container(self, container_id: str, grace_seconds: float) -> None:
+        cdir = self._cdir(container_id)
+        if (await self.state(container_id)).status != "running":
+            return
+        await _run(*self._runc(), "kill", container_id, "TERM")
+        if await common.wait_exited(cdir, max(0.0, grace_seconds)):
+            return
+        await _run(*self._runc(), "kill", container_id, "KILL")
+        if not await common.wait_exited(cdir, 30.0) and await self._runc_status(container_id) == "running":
+            raise RuntimeError_(f"container {container_id} did not stop after SIGKILL")
+
+    async def remove_container(self, container_id: str) -> None:
+        cdir = self._cdir(container_id)
+        meta = common.read_json(cdir / "meta.json") or {}
+        await _run(*self._runc(), "delete", "--force", container_id)
+        if meta.get("cgroup"):
+            await asyncio.to_thread(self.cgroups.remove, meta["cgroup"])
+        await asyncio.to_thread(shutil.rmtree, cdir, True)
+
+    async def state(self, container_id: str) -> ContainerState:
+        cdir = self._cdir(container_id)
+        meta = self._meta(container_id)
+        st = common.state_from_files(cdir, meta)
+        if st.status != "running":
+            return st
+        status = await self._runc_status(container_id)
+        if status in ("running", "paused", "created"):
+            return st
+        # Stopped (or gone) but no exit record yet: the shim is writing it, or died.
+        if await common.settle_exit(cdir):
+            return common.state_from_files(cdir, meta)
+        st.status = "unknown"
+        return st
+
+    async def list_containers(self) -> list[ContainerState]:
+        out: list[ContainerState] = []
+        for entry in sorted(self.state_dir.iterdir()) if self.state_dir.exists() else []:
+            if entry.name.startswith(("_", ".")) or not (entry / "meta.json").exists():
+                continue
+            with contextlib.suppress(RuntimeError_):
+                out.append(await self.state(entry.name))
+        return out
+
+    async def exec(self, container_id: str, command: list[str], io: StreamIO) -> int:
+        st = await self.state(container_id)
+        if st.status != "running":
+            raise RuntimeError_(f"container {container_id} is not running")
+        if not command:
+            raise RuntimeError_("command is required")
+        if io.tty:
+            return await _exec_tty([*self._runc(), "exec", "-t", container_id, *command], io)
+        # runc copies between its own stdio and the process: the backend's pipes do the rest.
+        return await LocalProcessBackend()._run([*self._runc(), "exec", container_id, *command], io)
+
+    async def attach(self, container_id: str, io: StreamIO) -> int:
+        meta = self._meta(container_id)
+        return await common.attach_via_log(self._cdir(container_id), meta, io)
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        meta = self._meta(container_id)
+        return await asyncio.to_thread(self.cgroups.stats, meta.get("cgroup", ""))
+
