@@ -82,7 +82,8 @@ class ServerProcess:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False, force_close=True)) as http:
             while time.perf_counter() - start < 30:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log}")
+                    tail = self.log.read_text(errors="replace").strip().splitlines()[-5:]
+                    raise RuntimeError(f"server exited with {self.proc.returncode}: " + "\n".join(tail))
                 try:
                     async with http.get(self.url + "/readyz") as resp:
                         if resp.status == 200:
@@ -150,7 +151,8 @@ def client_ssl(kubeconfig: Path, tmp: Path) -> ssl.SSLContext:
 
 
 def configmap(name: str, i: int) -> bytes:
-    return orjson.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": "bench"}},
+    return orjson.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": name, "labels": {"app": "bench"}},
                          "data": {"index": str(i), "payload": "x" * 300}})
 
 
@@ -160,7 +162,8 @@ def pod(name: str) -> bytes:
     return orjson.dumps({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "labels": {"app": "bench", "tier": "web"}},
-        "spec": {"schedulerName": "bench-unscheduled", "containers": [{"name": "app", "image": "registry.example/app:1.0",
+        "spec": {"schedulerName": "bench-unscheduled",
+                 "containers": [{"name": "app", "image": "registry.example/app:1.0",
                                  "ports": [{"containerPort": 8080}],
                                  "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]},
     })
@@ -243,7 +246,8 @@ async def load_phase(server: ServerProcess, ssl_ctx: ssl.SSLContext, quick: bool
         gets: list[float] = []
         for i in range(1000 if quick else 3000):
             t0 = time.perf_counter()
-            status, _ = await load.request("GET", f"/api/v1/namespaces/bench-c16/configmaps/cm-{(i * 7919) % c16['count']}")
+            name = f"cm-{(i * 7919) % c16['count']}"
+            status, _ = await load.request("GET", f"/api/v1/namespaces/bench-c16/configmaps/{name}")
             gets.append(time.perf_counter() - t0)
             assert status == 200
         results["get_p50_ms"] = pct(gets, 0.5) * 1e3
@@ -320,6 +324,7 @@ async def watch_fanout(server: ServerProcess, ssl_ctx: ssl.SSLContext, watchers:
 async def startup_phase(tmp: Path, starts: int) -> dict[str, Any]:
     """Fresh data dirs (first start, PKI generated) and restarts on the same dir."""
     first, again, rss, first_cpu, again_cpu = [], [], [], [], []
+    failed: list[str] = []
     for n in range(starts):
         data_dir = tmp / f"start-{n}"
         server = ServerProcess(data_dir)
@@ -335,9 +340,12 @@ async def startup_phase(tmp: Path, starts: int) -> dict[str, Any]:
             await server.wait_kubeconfig()  # fully started (controllers too)
             await asyncio.sleep(2)  # let start-up work settle
             rss.append(server.rss_mb())
+        except RuntimeError as exc:  # reported, and the other starts still count
+            failed.append(str(exc))
+            print(f"restart {n} failed: {exc}", file=sys.stderr)
         finally:
             server.stop()
-    return {"ready_first_s": first, "ready_restart_s": again, "idle_rss_mb": rss,
+    return {"failed_restarts": failed, "ready_first_s": first, "ready_restart_s": again, "idle_rss_mb": rss,
             "ready_first_cpu_s": first_cpu, "ready_restart_cpu_s": again_cpu}
 
 
@@ -349,9 +357,11 @@ def summarize(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     lo16, hi16 = UPSTREAM["create_16"]
     lo1, hi1 = UPSTREAM["create_1"]
     rows = [
-        ("ready, first start (PKI); CPU used by then", f"{ready_first:.2f} s; {med(s['ready_first_cpu_s']):.2f} s", f"{GOALS['ready_s'] / ready_first:.2f}",
+        ("ready, first start (PKI); CPU used by then",
+         f"{ready_first:.2f} s; {med(s['ready_first_cpu_s']):.2f} s", f"{GOALS['ready_s'] / ready_first:.2f}",
          f"{UPSTREAM['ready_s'] / ready_first:.2f}"),
-        ("ready, restart; CPU used by then", f"{ready_restart:.2f} s; {med(s['ready_restart_cpu_s']):.2f} s", f"{GOALS['ready_s'] / ready_restart:.2f}",
+        ("ready, restart; CPU used by then",
+         f"{ready_restart:.2f} s; {med(s['ready_restart_cpu_s']):.2f} s", f"{GOALS['ready_s'] / ready_restart:.2f}",
          f"{UPSTREAM['ready_s'] / ready_restart:.2f}"),
         ("idle RSS", f"{rss:.1f} MB", f"{GOALS['idle_rss_mb'] / rss:.2f}", f"{UPSTREAM['idle_rss_mb'] / rss:.2f}"),
         ("creates/s, 16 clients", f"{r['create_16']:.0f}", f"{r['create_16'] / hi16:.2f}",
@@ -371,7 +381,13 @@ def summarize(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
          f"{r['watch']['p50_ms']:.0f} / {r['watch']['max_ms']:.0f} ms", "", ""),
         ("RSS after the load", f"{r['rss_after_load_mb']:.0f} MB", "", ""),
     ]
+    if s["failed_restarts"]:
+        rows.append(("restarts that failed (see stderr)", str(len(s["failed_restarts"])), "", ""))
     return rows
+
+
+def _rounded(startup: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    return {k: [round(x, 3) if isinstance(x, float) else x for x in v] for k, v in startup.items()}
 
 
 async def main() -> None:
@@ -388,7 +404,7 @@ async def main() -> None:
         tmp = Path(tmpname)
         results["startup"] = await startup_phase(tmp, args.starts or (2 if args.quick else 5))
         if args.startup_only:
-            print("startup:", json.dumps({k: [round(x, 3) for x in v] for k, v in results["startup"].items()}))
+            print("startup:", json.dumps(_rounded(results["startup"])))
             return
         server = ServerProcess(tmp / "load")
         try:
@@ -404,7 +420,7 @@ async def main() -> None:
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print("raw:", json.dumps({k: v for k, v in results.items() if k != "startup"}, default=str))
-    print("startup:", json.dumps({k: [round(x, 3) for x in v] for k, v in results["startup"].items()}))
+    print("startup:", json.dumps(_rounded(results["startup"])))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

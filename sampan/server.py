@@ -154,7 +154,8 @@ async def start_server(options: ServerOptions) -> RunningServer:
 
     await asyncio.to_thread(ensure_join_token, data_dir)  # `sampan token` prints it; agents join with it
     streams = NodeStreams()
-    app = build_app(registry, _authenticator(pki, data_dir), pki, stream_backend=streams)
+    started = asyncio.Event()  # /readyz fails until the `kubernetes` Service is in place
+    app = build_app(registry, _authenticator(pki, data_dir), pki, stream_backend=streams, ready=started)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     # Open watches would otherwise hold a shutdown for a minute; clients reconnect anyway.
@@ -167,6 +168,7 @@ async def start_server(options: ServerOptions) -> RunningServer:
     host = f"[{host}]" if ":" in host else host
     url = f"https://{host}:{port}"
     await ensure_kubernetes_service(registry, options.bind_address, port)
+    started.set()
     client_ctx = ssl.create_default_context(cafile=str(pki.ca_cert_path))
     await _wait_ready(url, client_ctx)
     ca_pem = await asyncio.to_thread(pki.ca_cert_path.read_bytes)

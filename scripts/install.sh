@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-# The node agent runs containers with runc, wires pods with the CNI plugins, and the
-# service proxy programs nftables. The CNI bridge (ipMasq) and portmap plugins call iptables.
-debs=(python3-venv sqlite3 runc containernetworking-plugins iptables iproute2 nftables)
-[ "$want_test" = 1 ] && debs+=(etcd-server etcd-client busybox-static docker-registry)
+# The node agent runs containers with runc under conmon (a small per-container monitor),
+# wires pods with the CNI plugins, and the service proxy programs nftables. The CNI bridge
+# (ipMasq) and portmap plugins call iptables.
+debs=(python3-venv sqlite3 runc conmon containernetworking-plugins iptables iproute2 nftables nginx)
+[ "$want_test" = 1 ] && debs+=(etcd-server etcd-client busybox-static docker-registry curl wrk)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -24,11 +25,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Packages like etcd, docker-registry and nginx start a system service when installed;
+  # Sampan and its tests run their own, so keep the package scripts from starting any.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The etcd package starts a system etcd on the default ports; tests run their own.
-  # Same for the docker-registry package: tests start their own on 127.0.0.1.
+  [ "$own_policy" = 1 ] && rm -f "$policy"
+  # ... nor at the next boot.
   if command -v systemctl >/dev/null 2>&1; then
-    systemctl disable --now etcd docker-registry >/dev/null 2>&1 || true
+    systemctl disable --now etcd docker-registry nginx >/dev/null 2>&1 || true
   fi
 fi
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, Awaitable, Callable
@@ -165,7 +166,11 @@ async def not_found(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(
-    registry: Registry, authenticator: Any = None, pki: Any = None, stream_backend: Any = None
+    registry: Registry,
+    authenticator: Any = None,
+    pki: Any = None,
+    stream_backend: Any = None,
+    ready: asyncio.Event | None = None,
 ) -> web.Application:
     """``authenticator`` None serves everyone as an anonymous admin (tests, in-process use)."""
     app = web.Application(
@@ -177,7 +182,10 @@ def build_app(
     app[keys.STREAM_BACKEND] = stream_backend
     app[keys.METRICS] = Metrics()
     app[keys.OPENAPI] = misc.OpenAPICache(registry.table)
-    app[keys.READY] = True
+    if ready is None:
+        ready = asyncio.Event()
+        ready.set()
+    app[keys.READY] = ready
     r = app.router
     for path in ("/version", "/version/"):
         r.add_get(path, misc.version)

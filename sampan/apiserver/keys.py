@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from sampan.apiserver.metrics import Metrics
@@ -12,7 +14,8 @@ AUTHENTICATOR = web.AppKey("authenticator", object)  # sampan.apiserver.authn.Au
 PKI = web.AppKey("pki", object)  # sampan.apiserver.pki.Pki or None
 METRICS = web.AppKey("metrics", Metrics)
 OPENAPI = web.AppKey("openapi", object)  # misc.OpenAPICache
-READY = web.AppKey("ready", bool)
+# Set once start-up work (the `kubernetes` Service, ...) is done; /readyz fails until then.
+READY = web.AppKey("ready", asyncio.Event)
 # Runs exec/attach/port-forward for pods (sampan.apiserver.streaming.StreamBackend); None: no node agent.
 STREAM_BACKEND = web.AppKey("stream_backend", object)
 

@@ -46,7 +46,8 @@ async def health(request: web.Request) -> web.Response:
     """/healthz, /livez, /readyz and their per-check paths, answered in upstream's text form."""
     path = request.path.rstrip("/")
     check = request.match_info.get("check", "")
-    ready = request.app.get(keys.READY, True) or not path.startswith("/readyz")
+    started = request.app.get(keys.READY)
+    ready = started is None or started.is_set() or not path.startswith("/readyz")
     if check and check not in HEALTH_CHECKS and check != "shutdown":
         raise errors.path_not_found()
     if "verbose" in request.query and not check:

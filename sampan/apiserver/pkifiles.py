@@ -13,7 +13,6 @@ and files match the stamp, before that time, skips the child.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 import ipaddress
@@ -180,6 +179,8 @@ def prestart(tls_dir: Path, hostnames: list[str], ips: list[str]) -> None:
 
 async def ensure_pki_files(tls_dir: Path, hostnames: list[str], ips: list[str]) -> PkiFiles:
     """Creates or renews the PKI under ``tls_dir`` in a child process (see the module doc)."""
+    import asyncio  # here, not at the top: the child process itself has no use for it
+
     tls_dir = Path(tls_dir)
     early = _prestarted.pop((str(tls_dir), tuple(hostnames), tuple(ips)), None)
     if early is not None:

@@ -9,10 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import shutil
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,8 +34,10 @@ class NodeAgent:
         self, client: Client, node_name: str, data_dir: Path, runtime: Any, images: Any, network: Any,
         cgroups: Any, *, node_ip: str = "127.0.0.1", lease_interval: float = 10.0, status_interval: float = 60.0,
         volume_refresh: float = 10.0, kubelet_version: str = "", pod_cidr_timeout: float = 120.0,
+        close_client: bool = False,
     ) -> None:
         self.client = client
+        self.close_client = close_client  # the agent made the client (in-process agent): close it on stop
         self.node_name = node_name
         self.data_dir = Path(data_dir)
         self.runtime = runtime
@@ -89,11 +88,11 @@ class NodeAgent:
             self._adopted.setdefault(c.pod_uid, []).append(c)
         if self.network is not None:
             self._network_ready.set()
-        await self.status.start()  # registers the node (retried in the background if the server is away)
-        self._tasks.append(asyncio.create_task(self._wait_network(), name="agent network"))
         # Run what the local file says first: this works without the server.
         for pod in await self.state.pods():
             self._ensure_worker(pod)
+        await self.status.start()  # registers the node (retried in the background if the server is away)
+        self._tasks.append(asyncio.create_task(self._wait_network(), name="agent network"))
         self.pods.add_handler(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n), on_delete=self._on_gone)
         self.pods.start()
         self.services_informer.start()
@@ -112,6 +111,8 @@ class NodeAgent:
             await asyncio.wait_for(self.recorder.flush(), 2)
         await self.recorder.close()
         self.state.close()
+        if self.close_client:
+            await self.client.close()
 
     async def _import_images(self) -> None:
         drop = self.data_dir / "agent" / "images"
@@ -175,9 +176,10 @@ class NodeAgent:
         if worker is None:
             worker = PodWorker(self, pod, self._adopted.get(uid))
             phase = (pod.get("status") or {}).get("phase")
-            if phase in ("Succeeded", "Failed") and not self._adopted.get(uid):
+            if phase in ("Succeeded", "Failed"):
                 worker.finished = True  # finished before: nothing to run again
-                worker.last_status_key = "x"
+                # Without its containers this agent knows less than the stored status says.
+                worker.frozen = not self._adopted.get(uid)
             self.workers[uid] = worker
             if (pod.get("metadata") or {}).get("deletionTimestamp"):
                 worker.deleted = True
@@ -250,6 +252,8 @@ class NodeAgent:
 
     async def pod_network(self, pod: Obj) -> tuple[str, str]:
         uid = pod["metadata"]["uid"]
+        if self.network is None and self._network_factory is None:
+            return "", self.node_ip  # no pod network here (not root): pods share the host's
         stored = await self.state.get(f"net/{uid}")
         if stored:
             found = json.loads(stored)
@@ -300,17 +304,3 @@ class NodeAgent:
         self.epoch += 1
         for w in self.workers.values():
             w.wake.set()
-
-
-def machine_resources(data_dir: Path) -> dict[str, str]:
-    mem_kib = 0
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-    disk = shutil.disk_usage(data_dir if data_dir.exists() else "/")
-    return {"cpu": str(os.cpu_count() or 1), "memory": f"{mem_kib}Ki", "pods": "110",
-            "ephemeral-storage": f"{disk.total // 1024}Ki"}
-
-
-__all__ = ["NodeAgent", "machine_resources", "defaultdict"]

@@ -101,8 +101,13 @@ async def ensure_image(w: PodWorker, t: Tracked, spec: Obj) -> Any:
         msg = f'Container image "{spec["image"]}" is not present with pull policy of Never'
         w.event(WARNING, "ErrImageNeverPull", msg)
         raise StartError("ErrImageNeverPull", msg)
-    if time.monotonic() < getattr(t, "_pull_backoff_until", 0.0):
+    if time.monotonic() < t.pull_backoff_until:
+        if not t.pull_backoff_reported:
+            t.pull_backoff_reported = True
+            w.event(NORMAL, "BackOff", f'Back-off pulling image "{spec["image"]}"')
+            w.event(WARNING, "Failed", "Error: ImagePullBackOff")
         raise StartError("ImagePullBackOff", f'Back-off pulling image "{spec["image"]}"')
+    t.pull_backoff_reported = False
     w.event(NORMAL, "Pulling", f'Pulling image "{spec["image"]}"')
     started = time.monotonic()
     try:
@@ -111,14 +116,14 @@ async def ensure_image(w: PodWorker, t: Tracked, spec: Obj) -> Any:
         if present is not None:
             # An air-gapped node still runs what it has (the tarball it imported).
             return present
-        delay = getattr(t, "_pull_backoff", 0.0) or 10.0
-        t._pull_backoff = min(delay * 2, 300.0)  # type: ignore[attr-defined]
-        t._pull_backoff_until = time.monotonic() + delay  # type: ignore[attr-defined]
+        delay = t.pull_backoff or 10.0
+        t.pull_backoff = min(delay * 2, 300.0)
+        t.pull_backoff_until = time.monotonic() + delay
         msg = f'Failed to pull image "{spec["image"]}": {exc}'
         w.event(WARNING, "Failed", msg)
         w.event(WARNING, "Failed", "Error: ErrImagePull")
         raise StartError("ErrImagePull", msg) from exc
-    t._pull_backoff = 0.0  # type: ignore[attr-defined]
+    t.pull_backoff = 0.0
     took = time.monotonic() - started
     w.event(NORMAL, "Pulled", f'Successfully pulled image "{spec["image"]}" in {took:.3g}s. '
                               f"Image size: {info.size} bytes.")

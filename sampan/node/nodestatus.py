@@ -10,7 +10,6 @@ import logging
 import os
 import platform
 import shutil
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -80,6 +79,7 @@ class NodeStatus:
         self._last_status_at = 0.0
         self._cidr = asyncio.Event()
         self._was_offline = False
+        self._binary_version = ""
         self._task: asyncio.Task[None] | None = None
 
     def _capacity(self) -> dict[str, str]:
@@ -92,8 +92,21 @@ class NodeStatus:
     # -- the Node object -----------------------------------------------------------------
     def runtime_version(self) -> str:
         rt = self.agent.runtime
-        version = getattr(rt, "version", "") or ""
+        version = getattr(rt, "version", "") or self._binary_version
         return f"{rt.name}://{version}"
+
+    async def _detect_binary_version(self) -> None:
+        """``runc version 1.1.5`` -> ``runc 1.1.5`` (what the oci runtime runs)."""
+        binary = getattr(self.agent.runtime, "binary", None)
+        if not binary:
+            return
+        with contextlib.suppress(Exception):
+            proc = await asyncio.create_subprocess_exec(binary, "--version", stdout=asyncio.subprocess.PIPE,
+                                                        stderr=asyncio.subprocess.DEVNULL)
+            out, _ = await asyncio.wait_for(proc.communicate(), 10)
+            words = out.decode().split("\n", 1)[0].split()
+            if len(words) >= 3 and words[1] == "version":
+                self._binary_version = f"{Path(words[0]).name} {words[2]}"
 
     def _conditions(self) -> list[Obj]:
         now = rfc3339()
@@ -165,16 +178,19 @@ class NodeStatus:
 
     # -- registration and heartbeats -----------------------------------------------------
     async def start(self) -> None:
-        if not self.kubelet_version:
-            self.kubelet_version = await self._server_version()
-        try:
-            await self.register()
-        except Exception as exc:  # noqa: BLE001 - the heartbeat loop keeps trying
-            log.warning("registering node %s failed: %s", self.agent.node_name, exc)
-        cidr = await self.agent.state.get("podCIDR")
+        cidr = await self.agent.state.get("podCIDR")  # known from an earlier run: usable offline
         if cidr and not self.pod_cidr:
             self.pod_cidr = cidr
             self._cidr.set()
+        if not self.kubelet_version:
+            self.kubelet_version = await self._server_version()
+        await self._detect_binary_version()
+        try:
+            # An unreachable server must not hold up the pods this node already runs.
+            await asyncio.wait_for(self.register(), 15)
+        except Exception as exc:  # noqa: BLE001 - the heartbeat loop keeps trying
+            log.warning("registering node %s failed: %s", self.agent.node_name, exc)
+            self._was_offline = True
         self._task = asyncio.create_task(self._loop(), name="node heartbeat")
 
     async def stop(self) -> None:
@@ -188,7 +204,7 @@ class NodeStatus:
 
         major, minor = KUBERNETES_VERSION.split(".")[:2]
         with contextlib.suppress(Exception):
-            info = await self.agent.client.request("GET", "/version")  # type: ignore[attr-defined]
+            info = await asyncio.wait_for(self.agent.client.request("GET", "/version"), 5)  # type: ignore[attr-defined]
             major, minor = str(info.get("major", major)), str(info.get("minor", minor)).rstrip("+")
         return f"v{major}.{minor}.0-sampan"
 
@@ -290,5 +306,3 @@ class NodeStatus:
                 self._was_offline = True
                 self.lease = None
 
-
-__all__ = ["NodeStatus", "socket"]

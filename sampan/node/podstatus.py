@@ -38,6 +38,10 @@ class Tracked:
     started: bool = False  # startup probe passed (or none)
     message: str = ""  # the termination message of the current container
     exit_handled: bool = False
+    backoff_reported: bool = False  # the BackOff event of the current back-off was sent
+    pull_backoff: float = 0.0
+    pull_backoff_until: float = 0.0
+    pull_backoff_reported: bool = False
 
     def terminated(self) -> Obj | None:
         s = self.state

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
-TICK = 1.0  # how often container states are polled (the runtime has no event stream)
+TICK = 1.0  # how often a worker looks at its pod
+POLL = 2.0  # how often running containers' states are asked for (the runtime has no event stream)
 
 
 def pod_ref(pod: Obj) -> str:
@@ -128,6 +129,7 @@ class PodWorker:
                 log.exception("syncing pod %s failed", pod_ref(self.pod))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), TICK)
+            self._woken = self.wake.is_set()
             self.wake.clear()
 
     async def sync(self) -> bool:
@@ -151,6 +153,8 @@ class PodWorker:
             await self.report()
             return False
         await self.refresh_states()
+        if await self.past_deadline():
+            return False
         await self.refresh_volumes()
         initialized = await self.run_inits()
         if initialized:
@@ -177,7 +181,8 @@ class PodWorker:
             hostname = spec.get("hostname") or meta["name"]
             self.sandbox = SandboxConfig(
                 pod_uid=self.uid, namespace=meta.get("namespace", "default"), name=meta["name"],
-                hostname=hostname[:63], host_network=host_network, netns_path=netns, cgroup_parent=parent,
+                hostname=hostname[:63], host_network=host_network or netns == "", netns_path=netns or None,
+                cgroup_parent=parent,
                 resources=resources, dns_config=a.resolv_conf(pod), hosts=a.hosts_file(pod, ip, hostname))
             if not self.adopted:
                 await a.runtime.create_sandbox(self.sandbox)
@@ -211,6 +216,11 @@ class PodWorker:
 
     # -- containers ----------------------------------------------------------------------
     async def refresh_states(self) -> None:
+        now = time.monotonic()
+        if not self._woken and now - self._polled < POLL and not any(t.exited and not t.exit_handled
+                                                                     for t in self.all_tracked()):
+            return
+        self._polled, self._woken = now, False
         for t in self.all_tracked():
             if t.id is None:
                 continue
@@ -248,6 +258,11 @@ class PodWorker:
         if t.id is None:
             await self.start_container(t)
             return
+        if t.running and t.image and ctr.normalized(self.spec_of(t).get("image", "")) != t.image:
+            self.event(NORMAL, "Killing", f"Container {t.name} definition changed, will be restarted")
+            t.backoff = 0.0  # a new image starts at once
+            await self.stop_one(t, ctr.grace_of(self.pod))
+            return
         if not t.exited:
             return
         if not self._should_restart(t, policy):
@@ -258,11 +273,11 @@ class PodWorker:
             delay = int(t.backoff / 2) if t.backoff > 10 else 10
             t.waiting_reason = "CrashLoopBackOff"
             t.waiting_message = f"back-off {ctr.go_duration(delay)} restarting failed container={t.name} pod={pod_ref(self.pod)}"
-            if not getattr(t, "_bo_reported", False):
-                self.event(WARNING, "BackOff", "Back-off restarting failed container " + f"{t.name} in pod {pod_ref(self.pod)}")
-                t._bo_reported = True  # type: ignore[attr-defined]
+            if not t.backoff_reported:
+                self.event(WARNING, "BackOff", f"Back-off restarting failed container {t.name} in pod {pod_ref(self.pod)}")
+                t.backoff_reported = True
             return
-        t._bo_reported = False  # type: ignore[attr-defined]
+        t.backoff_reported = False
         t.last_terminated = t.terminated()
         t.restart_count += 1
         await self.start_container(t)
@@ -328,6 +343,29 @@ class PodWorker:
         spent = await ctr.pre_stop(self, t, self.spec_of(t), grace)
         await self.agent.runtime.stop_container(t.id, max(0.0, grace - spent))
 
+    async def past_deadline(self) -> bool:
+        """spec.activeDeadlineSeconds: the pod fails with DeadlineExceeded and its containers stop."""
+        deadline = self.pod["spec"].get("activeDeadlineSeconds")
+        started = self.view.start_time
+        if not deadline or not started:
+            return False
+        from datetime import datetime
+
+        begun = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+        if time.time() < begun + float(deadline):
+            return False
+        self.view.phase_override, self.view.reason = "Failed", "DeadlineExceeded"
+        self.view.message = "Pod was active on the node longer than the specified deadline"
+        self.event(NORMAL, "DeadlineExceeded", self.view.message)
+        running = [t for t in self.all_tracked() if t.running]
+        await asyncio.gather(*(self.stop_one(t, ctr.grace_of(self.pod)) for t in running), return_exceptions=True)
+        self._woken = True  # look at the containers now, not at the next poll
+        await self.refresh_states()
+        for t in self.all_tracked():
+            t.waiting_reason = "" if t.id else t.waiting_reason
+        await self.report()
+        return True
+
     # -- termination ---------------------------------------------------------------------
     async def terminate(self) -> None:
         meta = self.pod["metadata"]
@@ -373,6 +411,8 @@ class PodWorker:
 
     # -- status --------------------------------------------------------------------------
     async def report(self, initialized: bool | None = None) -> None:
+        if self.frozen:
+            return
         if initialized is None:
             initialized = all(t.succeeded or (t.sidecar and t.running) for t in self.inits)
         status = build_status(self.pod, self.view, self.inits, self.apps, initialized)
@@ -381,6 +421,11 @@ class PodWorker:
             for p in self.probers.values():
                 p.stop()
             self.probers.clear()
+            if self.sandbox is not None and not self.sandbox.host_network:
+                try:  # a finished pod gives its address back; containers stay for their logs
+                    await self.agent.release_network(self.uid)
+                except Exception as exc:  # noqa: BLE001 - retried when the pod is deleted
+                    log.warning("releasing the network of %s: %s", pod_ref(self.pod), exc)
         comparable = json.dumps({k: v for k, v in status.items()}, sort_keys=True)
         if comparable == self.last_status_key and self._epoch == self.agent.epoch:
             return
@@ -397,4 +442,7 @@ class PodWorker:
             log.debug("status of %s not written: %s", pod_ref(self.pod), exc)
 
     last_status_key: str = ""
+    _polled = 0.0
+    _woken = True
+    frozen = False  # a finished pod this agent did not run: its stored status stays as it is
     _epoch: int = -1

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import csv
 import logging
+import os
 import secrets
 import socket
 import ssl
@@ -75,9 +76,13 @@ async def build_agent(client: Any, node_name: str, data_dir: Path, runtime_choic
     images = ImageStore(store_root(data_dir))
     cni_state = data_dir / "agent" / "cni"
 
-    def network(cidr: str) -> Any:
+    def pod_network(cidr: str) -> Any:
         return PodNetwork(cidr, cni_state)
 
+    network: Any = pod_network
+    if os.geteuid() != 0:
+        log.warning("not running as root: no pod network, pods use the host's network")
+        network = None
     return NodeAgent(client, node_name, data_dir, runtime, images, network, cgroups, node_ip=node_ip, **kw)
 
 
@@ -95,7 +100,7 @@ async def start_local_agent(url: str, ca_path: Path, data_dir: Path, node_name: 
     ctx = ssl.create_default_context(cafile=str(ca_path))
     client = HttpClient(url, ctx, token=token)
     await ensure_storage_class(client)
-    agent = await build_agent(client, node_name, data_dir, runtime, node_ip)
+    agent = await build_agent(client, node_name, data_dir, runtime, node_ip, close_client=True)
     await agent.start()
     if streams is not None:
         from sampan.node.streams import AgentStreams

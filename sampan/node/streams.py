@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import re
 import socket
 import threading
 import time
@@ -77,10 +78,16 @@ def _since(opts: LogOptions) -> float | None:
 
 
 def _ts_seconds(ts: str) -> float:
+    """RFC 3339 with nanoseconds, ending in "Z" (the shim) or an offset like "+00:00" (conmon)."""
+    m = _TS.match(ts)
     with contextlib.suppress(ValueError):
-        head, _, frac = ts.rstrip("Z").partition(".")
-        return datetime.fromisoformat(head + "+00:00").timestamp() + float("0." + (frac or "0"))
+        if m:
+            zone = m.group(3) if m.group(3) not in (None, "Z") else "+00:00"
+            return datetime.fromisoformat(m.group(1) + zone).timestamp() + float("0." + (m.group(2) or "0"))
     return 0.0
+
+
+_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$")
 
 
 def _format(ts: str, msg: bytes, full: bool, timestamps: bool) -> bytes:
@@ -224,6 +231,10 @@ class AgentStreams:
             attempt = t.restart_count - 1 if t.id else t.restart_count
             return log_path(worker, t.name, max(0, attempt)), lambda: False
         if t.id is None:
+            # Not started by this agent (a finished pod after a restart): its newest log file.
+            logs = sorted(log_path(worker, t.name, 0).parent.glob("*.log"), key=lambda p: int(p.stem))
+            if logs:
+                return logs[-1], lambda: False
             raise LogError(f'container "{opts.container}" in pod "{name}" is waiting to start: '
                            f"{t.waiting_reason or 'ContainerCreating'}")
         current = t.id

@@ -10,7 +10,6 @@ import base64
 import contextlib
 import os
 import shutil
-import stat
 import subprocess
 import time
 from pathlib import Path
@@ -263,5 +262,3 @@ async def _run(*cmd: str) -> None:
     if proc.returncode != 0:
         raise VolumeError(f"{' '.join(cmd)}: {out.decode(errors='replace').strip()}")
 
-
-__all__ = ["VolumeManager", "VolumeError", "write_atomic", "stat"]

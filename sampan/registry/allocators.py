@@ -191,7 +191,11 @@ class ServiceAllocators:
             holders = await allocator.holders()
             for value, (owner, since) in holders.items():
                 held_by = wanted.get((kind, value))
-                if (held_by is None or held_by.get("uid") != owner.get("uid")) and now - since > REPAIR_GRACE_SECONDS:
+                # The first address is only ever taken by this server's own start-up, which
+                # runs after this repair: a leak of it is from a start that was cut short.
+                own = kind == "ip" and value == self.ips.first
+                stale = own or now - since > REPAIR_GRACE_SECONDS
+                if (held_by is None or held_by.get("uid") != owner.get("uid")) and stale:
                     await allocator.release(value, owner)
             for (k, value), owner in wanted.items():
                 if k == kind and value not in holders:

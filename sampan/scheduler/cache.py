@@ -62,11 +62,17 @@ class Snapshot:
     def get(self, name: str) -> NodeInfo | None:
         return self.by_name.get(name)
 
+    # node name -> its pods with (anti-)affinity terms, kept by the cache
+    affinity_nodes: dict[str, int] = field(default_factory=dict)
+    anti_affinity_nodes: dict[str, int] = field(default_factory=dict)
+
     def nodes_with_affinity_pods(self) -> list[NodeInfo]:
-        return [n for n in self.nodes if n.affinity_pods] if self.affinity_pod_count else []
+        found = (self.by_name.get(name) for name in self.affinity_nodes)
+        return sorted((n for n in found if n is not None), key=lambda n: n.name)
 
     def nodes_with_anti_affinity_pods(self) -> list[NodeInfo]:
-        return [n for n in self.nodes if n.anti_affinity_pods] if self.anti_affinity_pod_count else []
+        found = (self.by_name.get(name) for name in self.anti_affinity_nodes)
+        return sorted((n for n in found if n is not None), key=lambda n: n.name)
 
     @classmethod
     def build(cls, nodes: Iterable[Obj], pods: Iterable[Obj] = ()) -> Snapshot:
@@ -93,6 +99,8 @@ class Cache:
         self._image_nodes: dict[str, int] = {}
         self._affinity = 0
         self._anti_affinity = 0
+        self._affinity_nodes: dict[str, int] = {}
+        self._anti_affinity_nodes: dict[str, int] = {}
         self._tainted = 0
         self._unschedulable = 0
         self._snapshot: Snapshot | None = None
@@ -174,8 +182,10 @@ class Cache:
     def _count_affinity(self, info: PodInfo, delta: int) -> None:
         if info.has_affinity:
             self._affinity += delta
+            _bump(self._affinity_nodes, info.node_name, delta)
         if info.required_anti_affinity:
             self._anti_affinity += delta
+            _bump(self._anti_affinity_nodes, info.node_name, delta)
 
     def add_pod(self, pod: Obj) -> PodInfo | None:
         """A pod bound to a node (informer add/update); confirms an assumed pod."""
@@ -237,9 +247,19 @@ class Cache:
         snap.tainted_nodes = self._tainted
         snap.unschedulable_nodes = self._unschedulable
         snap.anti_affinity_pod_count = self._anti_affinity
+        snap.affinity_nodes = self._affinity_nodes
+        snap.anti_affinity_nodes = self._anti_affinity_nodes
         snap.namespace_labels = self.namespace_labels
         snap.changes = self.changes
         return snap
+
+
+def _bump(counts: dict[str, int], key: str, delta: int) -> None:
+    left = counts.get(key, 0) + delta
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
 
 
 def _same_pod(info: PodInfo, pod: Obj, spec: Obj, node_name: str) -> bool:

@@ -46,7 +46,7 @@ def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float 
             result = check()
             if result:
                 return result
-        except (AssertionError, KeyError, IndexError, ValueError, subprocess.SubprocessError) as exc:
+        except (AssertionError, KeyError, IndexError, ValueError, StopIteration, subprocess.SubprocessError) as exc:
             last = exc
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s: {last}")
@@ -77,6 +77,9 @@ def _kill_leftovers(data: Path) -> None:
     if cni.is_dir():
         for f in cni.glob("*.json"):
             subprocess.run(["ip", "netns", "delete", f"sampan-{f.stem[:12]}"], capture_output=True)
+    attached = subprocess.run(["ip", "-o", "link", "show", "master", "sampan0"], capture_output=True, text=True)
+    if attached.returncode == 0 and not attached.stdout.strip():
+        subprocess.run(["ip", "link", "delete", "sampan0"], capture_output=True)  # the pods' bridge, now unused
     mounts = Path("/proc/self/mountinfo").read_text().splitlines()
     for line in reversed(mounts):
         target = line.split()[4]
@@ -213,7 +216,7 @@ def test_liveness_restarts(real: Real) -> None:
     real.apply(pod("live", [box("c", "touch /tmp/alive; exec sleep 100000", livenessProbe={
         "exec": {"command": ["test", "-f", "/tmp/alive"]}, "periodSeconds": 1, "failureThreshold": 2})]))
     real.running_ready("live")
-    real.kubectl("exec", "live", "--", "rm", "/tmp/alive")
+    real.kubectl("exec", "live", "--", "/bin/busybox", "rm", "/tmp/alive")
     eventually(lambda: real.status_of("live")["restartCount"] >= 1, 60)
     events = real.kubectl("get", "events", "--field-selector", "involvedObject.name=live").stdout
     assert "failed liveness probe, will be restarted" in events

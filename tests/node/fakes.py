@@ -7,7 +7,6 @@ exit 1 and anything else as exit 0 (echoing the command)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +47,11 @@ class FakeRuntime:
         args = config.args
         if args[:1] == ["exit"]:
             state.status, state.exit_code, state.finished_at = "exited", int(args[1]), now
+        elif args[:1] == ["msg"]:  # writes its termination message, then fails
+            for m in config.mounts:
+                if m.destination in ("/dev/termination-log", "/tmp/msg"):
+                    Path(m.source).write_text(args[1])
+            state.status, state.exit_code, state.finished_at = "exited", 1, now
         elif args[:1] == ["oom"]:
             state.status, state.exit_code, state.finished_at, state.oom_killed = "exited", 137, now, True
         config.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,5 +211,3 @@ def pod(name: str, node: str = "node-a", containers: list[dict] | None = None, *
             "spec": {"nodeName": node, "containers": containers or [{"name": "c", "image": "busybox:1.36"}],
                      **spec}}
 
-
-__all__ = ["FakeRuntime", "FakeImages", "FakeNetwork", "FakeCgroups", "pod", "asyncio"]

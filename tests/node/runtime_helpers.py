@@ -10,7 +10,8 @@ from pathlib import Path
 from sampan.apiserver.streaming.backend import StreamIO
 from sampan.node.runtimes.base import ContainerState
 
-CRI_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) (F|P) (.*)$")
+# RFC 3339 with nanoseconds: "Z" from the shim, a "+00:00" style offset from conmon.
+CRI_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(?:Z|[+-]\d\d:\d\d)) (stdout|stderr) (F|P) (.*)$")
 
 
 async def wait_status(runtime, container_id: str, status: str = "exited", timeout: float = 60.0) -> ContainerState:

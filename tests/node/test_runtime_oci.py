@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
+from sampan.apiserver.streaming.backend import StreamIO
 from sampan.node.cgroups import Cgroups
 from sampan.node.runtimes.base import ContainerConfig, Resources, RuntimeError_, SandboxConfig, Security
 from sampan.node.runtimes.oci import OciRuntime
@@ -20,13 +23,15 @@ from tests.node import busybox
 from tests.node.runtime_helpers import Capture, log_lines, wait_log, wait_status
 
 RUNC = shutil.which("runc")
+CONMON = shutil.which("conmon")
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or RUNC is None or not busybox.available(),
                                 reason="needs root, runc and busybox-static")
 
 
 class Env:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, monitor: str = "conmon") -> None:
         self.tmp = tmp
+        self.monitor = monitor
         self.cgroups = Cgroups(f"sampan-test-{uuid.uuid4().hex[:8]}")
         self.rootfs = busybox.busybox_rootfs(tmp / "rootfs")
         self.state_dir = tmp / "containers"
@@ -35,7 +40,8 @@ class Env:
         self.netns: list[str] = []
 
     def new_runtime(self) -> OciRuntime:
-        return OciRuntime(self.state_dir, binary=RUNC or "runc", runc_root=self.runc_root, cgroups=self.cgroups)
+        return OciRuntime(self.state_dir, binary=RUNC or "runc", runc_root=self.runc_root, cgroups=self.cgroups,
+                          conmon=CONMON if self.monitor == "conmon" else None)
 
     async def sandbox(self, uid: str | None = None, **kw) -> SandboxConfig:
         uid = uid or uuid.uuid4().hex
@@ -64,9 +70,12 @@ class Env:
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
-@pytest.fixture
-async def env(tmp_path: Path):
-    e = Env(tmp_path)
+# Every behaviour holds with either container monitor: conmon, or the Python shim without it.
+@pytest.fixture(params=["conmon", "shim"])
+async def env(request, tmp_path: Path):
+    if request.param == "conmon" and CONMON is None:
+        pytest.skip("conmon is not installed")
+    e = Env(tmp_path, request.param)
     try:
         yield e
     finally:
@@ -290,3 +299,80 @@ async def test_tty_container_gets_a_terminal(env: Env) -> None:
     await env.runtime.start_container(sb, cfg)
     assert (await wait_status(env.runtime, cfg.id)).exit_code == 0
     assert log_lines(cfg.log_path) == [("stdout", "on-a-tty")]
+
+
+def _monitor_pid(env: Env, container_id: str) -> int:
+    started = json.loads((env.state_dir / container_id / "started.json").read_text())
+    return started["conmon_pid" if env.monitor == "conmon" else "shim_pid"]
+
+
+async def test_the_monitor_is_its_own_session_and_parents_the_container(env: Env) -> None:
+    sb = await env.sandbox()
+    cfg = env.config(sb, "mon", ["sleep", "1000"])
+    pid = (await env.runtime.start_container(sb, cfg)).pid
+    monitor = _monitor_pid(env, cfg.id)
+    expected = b"conmon" if env.monitor == "conmon" else b"sampan.node.runtimes.shim"
+    assert expected in Path(f"/proc/{monitor}/cmdline").read_bytes()
+    assert os.getsid(monitor) == monitor != os.getsid(0)
+    ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert ppid == monitor
+    await env.runtime.remove_container(cfg.id)
+    for _ in range(200):  # the monitor goes once it has recorded the exit
+        if not Path(f"/proc/{monitor}").exists():
+            break
+        await asyncio.sleep(0.05)
+    assert not Path(f"/proc/{monitor}").exists()
+
+
+async def test_attach_to_a_tty_container(env: Env) -> None:
+    sb = await env.sandbox()
+    cfg = env.config(sb, "tty-in", ["sh", "-c", "echo ready; read line; echo got-$line; test -t 0 && echo tty"],
+                     tty=True, stdin=True)
+    await env.runtime.start_container(sb, cfg)
+    await wait_log(cfg.log_path, "ready")
+    cap = Capture(stdin=b"hi\n", tty=True)
+    assert await env.runtime.attach(cfg.id, cap.io) == 0
+    assert b"got-hi" in cap.stdout and b"tty" in cap.stdout
+
+
+@pytest.mark.skipif(CONMON is None, reason="needs conmon")
+async def test_select_runtime_names_the_monitor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime, why = await select_runtime("oci", tmp_path / "c", runc_root=tmp_path / "runc")
+    assert isinstance(runtime, OciRuntime) and runtime.conmon == CONMON and "conmon" in why
+    monkeypatch.setenv("PATH", str(Path(RUNC or "runc").parent) + ":/nonexistent")
+    if shutil.which("conmon") is None:
+        runtime, why = await select_runtime("oci", tmp_path / "c", runc_root=tmp_path / "runc")
+        assert runtime.conmon is None and "conmon is not installed" in why
+
+
+async def test_a_container_whose_monitor_died_is_unknown(env: Env) -> None:
+    sb = await env.sandbox()
+    cfg = env.config(sb, "orphan", ["sleep", "1000"])
+    await env.runtime.start_container(sb, cfg)
+    os.kill(_monitor_pid(env, cfg.id), signal.SIGKILL)  # e.g. killed along with the agent's cgroup
+    subprocess.run([RUNC or "runc", "--root", str(env.runc_root), "kill", cfg.id, "KILL"], check=True)
+    st = await wait_status(env.runtime, cfg.id, "unknown")
+    assert st.exit_code is None
+
+
+async def test_attach_resizes_the_terminal(env: Env) -> None:
+    if env.monitor != "conmon":
+        pytest.skip("the shim follows the log: no terminal to resize on attach")
+    sb = await env.sandbox()
+    # Waits (at most 20 s) for the new size, then prints it.
+    script = 'echo ready; i=0; while [ "$(stty size)" != "40 100" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; stty size'
+    cfg = env.config(sb, "size", ["sh", "-c", script], tty=True, stdin=True)
+    await env.runtime.start_container(sb, cfg)
+    await wait_log(cfg.log_path, "ready")
+
+    async def sizes():
+        yield 100, 40
+
+    cap = bytearray()
+
+    async def out(data: bytes) -> None:
+        cap.extend(data)
+
+    io = StreamIO(stdin=None, stdout=out, stderr=None, tty=True, resize=sizes())
+    assert await env.runtime.attach(cfg.id, io) == 0
+    assert b"40 100" in cap

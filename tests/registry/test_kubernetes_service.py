@@ -49,3 +49,19 @@ async def test_created_and_updated_on_restart(tmp_path: Path) -> None:
     with pytest.raises(APIError, match="provided IP is already allocated"):
         await client.create(SERVICES, {"metadata": {"name": "x"}, "spec": {"clusterIP": "10.50.0.1", "ports": [{"port": 1}]}}, "default")
     await store.close()
+
+
+async def test_start_cut_short_after_allocating_the_first_address(tmp_path: Path) -> None:
+    """A start stopped between allocating 10.50.0.1 and storing the Service must not
+    block the next start (the leaked allocation is fresh, so the age grace would keep it)."""
+    store, client = await start(tmp_path / "db")
+    await client.registry.allocators.ips.allocate(
+        client.registry.allocators.ips.first, {"namespace": "default", "name": "kubernetes", "uid": "lost"}
+    )
+    await store.close()
+
+    store, client = await start(tmp_path / "db")
+    await ensure_kubernetes_service(client.registry, "127.0.0.1", 6443)
+    svc = await client.get(SERVICES, "kubernetes", "default")
+    assert svc["spec"]["clusterIP"] == "10.50.0.1"
+    await store.close()

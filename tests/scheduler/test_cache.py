@@ -81,6 +81,10 @@ def test_image_and_affinity_counts() -> None:
     assert [n.name for n in snap.nodes_with_anti_affinity_pods()] == ["a"]
     cache.remove_node("b")
     assert cache.snapshot().image_nodes == {"nginx:1.25": 1}
+    cache.remove_pod("default/p")
+    snap = cache.snapshot()
+    assert snap.nodes_with_anti_affinity_pods() == [] and snap.nodes_with_affinity_pods() == []
+    assert (snap.affinity_pod_count, snap.anti_affinity_pod_count) == (0, 0)
 
 
 def test_config_from_kube_scheduler_configuration() -> None:

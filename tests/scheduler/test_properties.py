@@ -166,16 +166,20 @@ def test_incremental_spread_domain_counts_match_a_recount(ops) -> None:
         elif op == "add-node":
             cache.add_node(node_obj(name, labels={zone: f"z{z}"}))
         snap = cache.snapshot()
-        got = {k: v for k, v in plugin._domain_counts(constraint, "default", snap).items() if v}
+        entry = plugin._domain_counts(constraint, "default", snap)
+        got = {k: v for k, v in entry.totals.items() if v}
+        sizes = {k: v for k, v in entry.sizes.items() if v}
         want: dict[str, int] = {}
+        want_sizes: dict[str, int] = {}
         for node in snap.nodes:
             value = node.labels.get(zone)
             if value is None:
                 continue
+            want_sizes[value] = want_sizes.get(value, 0) + 1
             count = sum(1 for p in node.pods.values() if p.labels.get("app") == "web")
             if count:
                 want[value] = want.get(value, 0) + count
-        assert got == want
+        assert got == want and sizes == want_sizes
 
 
 @settings(max_examples=80, deadline=None)
@@ -205,3 +209,43 @@ def test_spread_score_many_matches_score(placed, labelled) -> None:
     if plugin.pre_score(state, info, snap, snap.nodes) is None:  # type: ignore[attr-defined]
         one = [plugin.score(state, info, n) for n in snap.nodes]  # type: ignore[attr-defined]
         assert plugin.score_many(state, info, snap.nodes) == one  # type: ignore[attr-defined]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    placed=st.lists(st.tuples(st.integers(0, 8), st.booleans()), max_size=30),
+    zones=st.lists(st.one_of(st.none(), st.integers(0, 3)), min_size=9, max_size=9),
+    skew=st.integers(1, 3),
+)
+def test_hard_spread_running_totals_match_a_recount(placed, zones, skew) -> None:
+    """The same feasible nodes from the running totals as from a recount over every node
+    (forced by a node affinity that every node matches)."""
+    from sampan.scheduler.cache import Cache
+    from sampan.scheduler.framework import Framework as Fw
+
+    zone = "topology.kubernetes.io/zone"
+    cache = Cache()
+    for i, z in enumerate(zones):
+        cache.add_node(node_obj(f"n{i}", labels={zone: f"z{z}"} if z is not None else {}))
+    spec = [{"maxSkew": skew, "topologyKey": zone, "whenUnsatisfiable": "DoNotSchedule",
+             "labelSelector": {"matchLabels": {"app": "web"}}}]
+    kept = Algorithm(Framework.build(SchedulerConfig(), Handle()))
+    for j, (on, web) in enumerate(placed):
+        pod = pod_obj(f"p{j}", labels={"app": "web" if web else "db"})
+        pod["spec"]["nodeName"] = f"n{on}"
+        cache.add_pod(pod)
+        incoming = PodInfo(pod_obj(f"in{j}", labels={"app": "web"}, topologySpreadConstraints=spec))
+        everywhere = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "Exists"}]}]}}}
+        recount = PodInfo(pod_obj(f"in{j}", labels={"app": "web"}, topologySpreadConstraints=spec,
+                                  affinity=everywhere))
+        results = []
+        for alg, incoming in ((kept, incoming), (Algorithm(Framework.build(SchedulerConfig(), Handle())), recount)):
+            snap = cache.snapshot()
+            state = CycleState()
+            status, filters = alg.framework.run_pre_filter(state, incoming, snap)
+            assert status is None
+            results.append({n.name for n in snap.nodes if Fw.run_filters(filters, state, incoming, n) is None})
+            chunked, _ = alg._filter_chunks(filters, state, incoming, snap.nodes, 0, len(snap.nodes))
+            assert {n.name for n in chunked} == results[-1]
+        assert results[0] == results[1]

@@ -127,6 +127,8 @@ def pvc_update(new: dict, old: dict) -> list[Cause]:
         spec.pop("volumeAttributesClassName", None)
     if not ospec.get("volumeName"):
         nspec.pop("volumeName", None)
+    if ospec.get("storageClassName") is None:
+        nspec.pop("storageClassName", None)  # a class may be set once on a claim without one (1.28+)
     if nspec != ospec:
         return [field.forbidden("spec", "spec is immutable after creation except resources.requests and "
                                         "volumeAttributesClassName for bound claims")]

@@ -1,6 +1,7 @@
 """Agent-side helpers shared by the oci and raw runtimes: the per-container directory
-(meta.json, started.json, exit.json written by the shim), starting the shim, and attach
-(which follows the CRI log and writes into the shim's stdin fifo)."""
+(meta.json, started.json, exit.json written by the shim, or from conmon's files by the oci
+runtime), starting the shim, and attach to a shim's container (which follows the CRI log
+and writes into the shim's stdin fifo)."""
 
 from __future__ import annotations
 

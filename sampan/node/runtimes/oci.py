@@ -1,10 +1,12 @@
 """Containers through an OCI runtime binary (runc, or crun where it works).
 
 Each container has a bundle directory ``<state_dir>/<id>/`` with config.json (written
-here), meta.json (what the agent needs back: pod, name, labels, log path, cgroup) and the
-shim's files (started.json, exit.json, shim.log, stdin fifo). A per-container shim
-(shim.py) runs ``runc create`` + ``runc start`` with pipes as the container's stdio,
-writes the CRI log and records the exit, so containers and their logs survive the agent.
+here), meta.json (what the agent needs back: pod, name, labels, log path, cgroup, monitor),
+started.json and exit.json. A per-container monitor holds the container's stdio, writes the
+CRI log and records the exit, so containers and their logs survive the agent: conmon
+(conmon.py, a small C program) when it is installed, else the Python shim (shim.py, about
+ten times the memory). meta.json says which one a container has, so an agent restarted
+with the other choice still reads it.
 
 A sandbox is ``<state_dir>/_sandboxes/<pod uid>/`` holding persistent IPC and UTS (and,
 without a pod network, network) namespaces bind-mounted on files, plus the pod's hosts,
@@ -23,13 +25,14 @@ import shutil
 import signal
 import struct
 import termios
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from sampan.apiserver.streaming.backend import LocalProcessBackend, StreamIO, _pty_output, _pty_stdin
 from sampan.node.cgroups import Cgroups
-from sampan.node.runtimes import common
+from sampan.node.runtimes import common, conmon
 from sampan.node.runtimes.base import (
     ContainerConfig, ContainerState, ContainerStats, RuntimeError_, SandboxConfig,
 )
@@ -101,11 +104,15 @@ class OciRuntime:
     isolates = True
 
     def __init__(self, state_dir: Path, binary: str = "runc", runc_root: Path = Path("/run/sampan/runc"),
-                 cgroups: Cgroups | None = None) -> None:
+                 cgroups: Cgroups | None = None, conmon: str | None = "auto",
+                 socket_dir: Path = conmon.SOCKET_DIR) -> None:
+        """`conmon`: "auto" finds it on PATH, None uses the Python shim, else its path."""
         self.state_dir = Path(state_dir)
         self.binary = binary
         self.runc_root = Path(runc_root)
         self.cgroups = cgroups or Cgroups()
+        self.conmon = shutil.which("conmon") if conmon == "auto" else conmon
+        self.socket_dir = Path(socket_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
 
     # -- helpers -------------------------------------------------------------------------
@@ -200,50 +207,86 @@ class OciRuntime:
         await asyncio.to_thread(shutil.rmtree, cdir, True)
         cdir.mkdir(parents=True)
         cgroup = self.cgroup_path(sandbox, config.id)
-        spec = oci_spec(sandbox, config, sdir, cgroup, swap=self.cgroups.mode != "v2" and self.cgroups.swap_accounted())
+        swap = self.cgroups.mode != "v2" and self.cgroups.swap_accounted()
+        spec = oci_spec(sandbox, config, sdir, cgroup, swap=swap, terminal=self.conmon is not None)
         (cdir / "config.json").write_text(json.dumps(spec, indent=1))
-        common.write_json(cdir / "meta.json", common.meta_for(config, cgroup=cgroup, runtime=self.binary))
+        extra: dict[str, Any] = {"monitor": "shim"}
+        if self.conmon:
+            extra = {"monitor": "conmon", "socket_dir": str(self.socket_dir), "socket_key": conmon.socket_key(cdir)}
+        common.write_json(cdir / "meta.json", common.meta_for(config, cgroup=cgroup, runtime=self.binary, **extra))
         config.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            await common.run_shim(cdir, {
-                "mode": "runc", "runc": self._runc(), "id": config.id, "dir": str(cdir),
-                "log_path": str(config.log_path), "stdin": config.stdin, "tty": config.tty, "cgroup": cgroup,
-            })
+            if self.conmon:
+                started = await conmon.start(self.conmon, self._runc(), cdir, config.id, config.log_path,
+                                             stdin=config.stdin, tty=config.tty, socket_dir=self.socket_dir)
+                common.write_json(cdir / "started.json", started)
+            else:
+                await common.run_shim(cdir, {
+                    "mode": "runc", "runc": self._runc(), "id": config.id, "dir": str(cdir),
+                    "log_path": str(config.log_path), "stdin": config.stdin, "tty": config.tty, "cgroup": cgroup,
+                })
         except RuntimeError_:
             await self.remove_container(config.id)  # a failed start leaves nothing behind
             raise
         return await self.state(config.id)
 
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
-        cdir = self._cdir(container_id)
         if (await self.state(container_id)).status != "running":
             return
         await _run(*self._runc(), "kill", container_id, "TERM")
-        if await common.wait_exited(cdir, max(0.0, grace_seconds)):
+        if await self._wait_exited(container_id, max(0.0, grace_seconds)):
             return
         await _run(*self._runc(), "kill", container_id, "KILL")
-        if not await common.wait_exited(cdir, 30.0) and await self._runc_status(container_id) == "running":
+        if not await self._wait_exited(container_id, 30.0) and await self._runc_status(container_id) == "running":
             raise RuntimeError_(f"container {container_id} did not stop after SIGKILL")
 
     async def remove_container(self, container_id: str) -> None:
         cdir = self._cdir(container_id)
         meta = common.read_json(cdir / "meta.json") or {}
         await _run(*self._runc(), "delete", "--force", container_id)
+        if meta.get("monitor") == "conmon":
+            # Let conmon record the exit and go before its directory does.
+            deadline = time.monotonic() + 5.0
+            while conmon.alive(cdir) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            with contextlib.suppress(OSError):
+                (Path(meta.get("socket_dir") or self.socket_dir) / meta.get("socket_key", "-")).unlink()
         if meta.get("cgroup"):
             await asyncio.to_thread(self.cgroups.remove, meta["cgroup"])
         await asyncio.to_thread(shutil.rmtree, cdir, True)
 
+    def _collect(self, container_id: str, meta: dict[str, Any]) -> bool:
+        """True once the container's exit is recorded in exit.json."""
+        cdir = self._cdir(container_id)
+        if meta.get("monitor") != "conmon":
+            return (cdir / "exit.json").exists()
+        return conmon.collect_exit(cdir, container_id, lambda: self.cgroups.was_oom_killed(meta.get("cgroup", "")))
+
+    async def _wait_exited(self, container_id: str, timeout: float) -> bool:
+        meta = self._meta(container_id)
+        deadline = time.monotonic() + timeout
+        while not self._collect(container_id, meta):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
     async def state(self, container_id: str) -> ContainerState:
         cdir = self._cdir(container_id)
         meta = self._meta(container_id)
+        self._collect(container_id, meta)
         st = common.state_from_files(cdir, meta)
         if st.status != "running":
             return st
         status = await self._runc_status(container_id)
         if status in ("running", "paused", "created"):
             return st
-        # Stopped (or gone) but no exit record yet: the shim is writing it, or died.
-        if await common.settle_exit(cdir):
+        # Stopped (or gone) but no exit record yet: the monitor is writing it, or died.
+        if meta.get("monitor") == "conmon":
+            settled = conmon.alive(cdir) and await self._wait_exited(container_id, 3.0)
+        else:
+            settled = await common.settle_exit(cdir)
+        if settled:
             return common.state_from_files(cdir, meta)
         st.status = "unknown"
         return st
@@ -270,7 +313,13 @@ class OciRuntime:
 
     async def attach(self, container_id: str, io: StreamIO) -> int:
         meta = self._meta(container_id)
-        return await common.attach_via_log(self._cdir(container_id), meta, io)
+        if meta.get("monitor") != "conmon":
+            return await common.attach_via_log(self._cdir(container_id), meta, io)
+        if (await self.state(container_id)).status == "running":
+            await conmon.attach(self._cdir(container_id), meta, io)
+        # The socket closes when conmon goes, just before it records the exit.
+        await self._wait_exited(container_id, 5.0)
+        return int((await self.state(container_id)).exit_code or 0)
 
     async def stats(self, container_id: str) -> ContainerStats:
         meta = self._meta(container_id)

@@ -95,7 +95,9 @@ async def select_runtime(choice: str, state_dir: Path, cgroups: Cgroups | None =
             if why is None:
                 how = "as requested" if choice == "oci" else "because the agent runs as root and it works on this host"
                 runtime = OciRuntime(state_dir, binary=shutil.which(binary) or binary, runc_root=runc_root, cgroups=cgroups)
-                return runtime, f"Using the oci runtime with {binary} {how}."
+                monitor = ("each container monitored by conmon" if runtime.conmon else
+                           "each container monitored by a Python shim because conmon is not installed")
+                return runtime, f"Using the oci runtime with {binary} {how}, {monitor}."
             reasons.append(why)
     because = "; ".join(reasons)
     if choice == "oci":

@@ -95,7 +95,8 @@ def linux_resources(r: Resources, swap: bool) -> dict[str, Any]:
 
 
 def oci_spec(sandbox: SandboxConfig, config: ContainerConfig, sandbox_dir: Path, cgroup_path: str,
-             swap: bool = False) -> dict[str, Any]:
+             swap: bool = False, terminal: bool = False) -> dict[str, Any]:
+    """`terminal`: runc makes the container's pty (conmon receives it); else the shim's pty or pipes are its stdio."""
     sec = config.security
     env = dict(config.env)
     env.setdefault("PATH", DEFAULT_PATH)
@@ -111,7 +112,7 @@ def oci_spec(sandbox: SandboxConfig, config: ContainerConfig, sandbox_dir: Path,
     if nofile == resource.RLIM_INFINITY:
         nofile = 1048576
     process = {
-        "terminal": False,  # a tty container gets a pty from the shim as its stdio
+        "terminal": terminal and config.tty,
         "user": user,
         "args": list(config.args),
         "env": [f"{k}={v}" for k, v in env.items()],

@@ -80,12 +80,13 @@ class Constraint:
 
 
 class _Domains:
-    __slots__ = ("log", "seq", "per_node", "totals")
+    __slots__ = ("log", "seq", "per_node", "totals", "sizes")
 
     def __init__(self, log: ChangeLog) -> None:
         self.log, self.seq = log, log.seq
         self.per_node: dict[str, tuple[str, int]] = {}  # node -> (its domain, matching pods)
         self.totals: dict[str, int] = {}  # domain -> matching pods
+        self.sizes: dict[str, int] = {}  # domain -> nodes in it
 
 
 @plugin
@@ -145,32 +146,46 @@ class PodTopologySpread(Plugin):
         affinity = RequiredNodeAffinity(pod.spec)
         keys = [c.key for c in constraints]
         counts: dict[tuple[str, str], int] = {}
-        for node in snapshot.nodes:
-            labels = node.labels
-            if not all(k in labels for k in keys):
-                continue
-            for c in constraints:
-                if c.includes(node, pod, affinity):
-                    pair = (c.key, labels[c.key])
-                    counts[pair] = counts.get(pair, 0) + c.count(node, pod.namespace)
+        first = constraints[0]
+        if len(constraints) == 1 and not (first.honor_taints or (first.honor_affinity and not affinity.empty)):
+            # The common case: every node with the key counts; use the running totals.
+            entry = self._domain_counts(first, pod.namespace, snapshot)
+            counts = {(first.key, v): entry.totals.get(v, 0) for v, size in entry.sizes.items() if size > 0}
+        else:
+            for node in snapshot.nodes:
+                labels = node.labels
+                if not all(k in labels for k in keys):
+                    continue
+                for c in constraints:
+                    if c.includes(node, pod, affinity):
+                        pair = (c.key, labels[c.key])
+                        counts[pair] = counts.get(pair, 0) + c.count(node, pod.namespace)
         minimums = []
         for c in constraints:
             domains = [n for (k, _v), n in counts.items() if k == c.key]
             minimums.append(0 if len(domains) < c.min_domains else min(domains, default=0))
-        state[self.name] = (constraints, counts, minimums)
+        # A domain may hold at most this many matching pods before the pod goes there.
+        limits = [c.max_skew + m - (1 if c.selector.matches(pod.labels) else 0) for c, m in zip(constraints, minimums)]
+        state[self.name] = (constraints, counts, limits)
         return None
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
-        constraints, counts, minimums = state[self.name]
+        constraints, counts, limits = state[self.name]
         labels = node.labels
-        for c, minimum in zip(constraints, minimums):
+        for c, limit in zip(constraints, limits):
             value = labels.get(c.key)
             if value is None:
                 return unresolvable(REASON_MISSING_LABEL)
-            self_match = 1 if c.selector.matches(pod.labels) else 0
-            if counts.get((c.key, value), 0) + self_match - minimum > c.max_skew:
+            if counts.get((c.key, value), 0) > limit:
                 return unschedulable(REASON)
         return None
+
+    def filter_many(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[NodeInfo]:
+        constraints, counts, limits = state[self.name]
+        for c, limit in zip(constraints, limits):
+            key = c.key
+            nodes = [n for n in nodes if (v := n.labels.get(key)) is not None and counts.get((key, v), 0) <= limit]
+        return nodes
 
     # -- score -------------------------------------------------------------------------------
     def pre_score(self, state: CycleState, pod: PodInfo, snapshot: Snapshot, nodes: list[NodeInfo]) -> Status | None:
@@ -205,13 +220,13 @@ class PodTopologySpread(Plugin):
                         pair = (key, value)  # type: ignore[assignment]
                         counts[pair] = counts.get(pair, 0) + c.count(node, pod.namespace)
             else:
-                totals = self._domain_counts(c, pod.namespace, snapshot)
+                totals = self._domain_counts(c, pod.namespace, snapshot).totals
                 for value in domains:
                     counts[(key, value)] = totals.get(value, 0)
         state[self.name + "/score"] = (constraints, counts, weights, ignored)
         return None
 
-    def _domain_counts(self, c: Constraint, namespace: str, snapshot: Snapshot) -> dict[str, int]:
+    def _domain_counts(self, c: Constraint, namespace: str, snapshot: Snapshot) -> _Domains:
         """Matching pods per value of ``c.key`` over all nodes, kept up to date from the
         cache's change log: only nodes changed since the last cycle are counted again."""
         entry_key = (str(c.selector), namespace, c.key)
@@ -226,18 +241,20 @@ class PodTopologySpread(Plugin):
         else:
             names = set(changed)
             entry.seq = log.seq
-        per_node, totals = entry.per_node, entry.totals
+        per_node, totals, sizes = entry.per_node, entry.totals, entry.sizes
         for name in names:
             old = per_node.pop(name, None)
             if old is not None:
                 totals[old[0]] -= old[1]
+                sizes[old[0]] -= 1
             node = snapshot.by_name.get(name)
             value = node.labels.get(c.key) if node is not None else None
             if node is not None and value is not None:
                 found = c.count(node, namespace)
                 per_node[name] = (value, found)
                 totals[value] = totals.get(value, 0) + found
-        return totals
+                sizes[value] = sizes.get(value, 0) + 1
+        return entry
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
         constraints, counts, weights, ignored = state[self.name + "/score"]
