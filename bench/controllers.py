@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,44 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import cpu_seconds, rss_mb, start_server, start_simulated_nodes, stop  # noqa: E402
 from sampan.client.http import HttpClient  # noqa: E402
 from sampan.client.interface import DEPLOYMENTS, NODES, REPLICASETS  # noqa: E402
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 UPSTREAM_QPS = 20.0
 PHASE_LIMIT_S = 600.0
-
-
-def start(args: list[str], word: str, timeout: float) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "sampan", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    ready = threading.Event()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if word in line:
-                ready.set()
-            elif "Traceback" in line or "ERROR" in line:
-                sys.stderr.write(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(timeout):
-        proc.kill()
-        raise SystemExit(f"sampan {args[0]} did not start within {timeout:.0f} s")
-    return proc
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def deployment(replicas: int, image: str) -> dict:
@@ -143,12 +108,11 @@ async def main() -> None:
     parser.add_argument("--datastore", default="sqlite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sampan-bench-") as tmp:
-        server = start(["server", "--data-dir", tmp, "--datastore", args.datastore, "--port", "0", "--no-agent"],
-                       "ready", 120)
+        server = start_server(tmp, args.datastore, 120)
         kubeconfig = Path(tmp) / "kubeconfig.yaml"
         agent = None
         try:
-            agent = start(["agent", "--simulate", str(args.nodes), "--kubeconfig", str(kubeconfig)], "ready", 300)
+            agent, _ = start_simulated_nodes(kubeconfig, args.nodes, 300)
             client = HttpClient.from_kubeconfig(kubeconfig)
             try:
                 nodes = len((await client.list(NODES))["items"])
@@ -157,13 +121,7 @@ async def main() -> None:
             finally:
                 await client.close()
         finally:
-            for proc in (agent, server):
-                if proc is not None:
-                    proc.terminate()
-                    try:
-                        proc.wait(20)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
+            stop(agent, server)
 
 
 if __name__ == "__main__":

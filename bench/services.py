@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sampan.proxy.rules import NodeInfo, build_ruleset, render_ruleset, service_ports  # noqa: E402
+from sampan.proxy.rules import NodeInfo, PortsCache, build_ruleset, render_ruleset, service_ports  # noqa: E402
 from sampan.proxy.ruleset import diff_text, full_text  # noqa: E402
 from tests.proxy.netns import TestNet, sh, wait_serving  # noqa: E402
 
@@ -66,9 +66,12 @@ def program(ns: str, n: int, endpoints: int = 10) -> dict[str, float]:
         base = i * endpoints
         addrs = [(base + k) % 62500 for k in range(endpoints)]  # stay inside 198.18.0.0/16
         slices.append(endpoint_slice(i, [f"198.18.{a // 250 + 1}.{a % 250 + 1}" for a in addrs]))
+    for obj in services + slices:
+        obj["metadata"]["resourceVersion"] = "1"
     node = NodeInfo("bench", ("198.18.0.1",), "198.18.0.0/16", "198.19.0.0/16")
+    cache = PortsCache()  # what the proxier keeps between syncs
     started = time.perf_counter()
-    old = render_ruleset(TABLE, service_ports(services, slices), node)
+    old = render_ruleset(TABLE, cache.ports(services, slices), node)
     text = full_text(old)
     generate = time.perf_counter() - started
     first = nft(ns, text)
@@ -77,12 +80,14 @@ def program(ns: str, n: int, endpoints: int = 10) -> dict[str, float]:
     resync = time.perf_counter() - started + nft(ns, again)
     # One pod of one service replaced: the usual change, sent as a partial sync.
     slices[n // 2]["endpoints"][0]["addresses"] = ["198.18.255.250"]
+    slices[n // 2]["metadata"]["resourceVersion"] = "2"
     started = time.perf_counter()
-    new = render_ruleset(TABLE, service_ports(services, slices), node)
+    new = render_ruleset(TABLE, cache.ports(services, slices), node)
     diff = diff_text(old, new) or ""
-    partial = time.perf_counter() - started + nft(ns, diff)
+    partial_nft = nft(ns, diff)
+    partial = time.perf_counter() - started
     return {"services": n, "endpoints": n * endpoints, "generate_s": generate, "first_load_s": first,
-            "full_resync_s": resync, "partial_sync_s": partial, "ruleset_mb": len(text) / 1e6}
+            "full_resync_s": resync, "partial_sync_s": partial, "partial_nft_s": partial_nft, "ruleset_mb": len(text) / 1e6}
 
 
 def _ms(value: str) -> float:
@@ -163,10 +168,11 @@ async def main() -> None:
     # services x endpoints-per-service; 3595x39 is the shape of upstream's data point.
     parser.add_argument("--sizes", default="1000x10,10000x10,3595x39")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--programming-only", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.rounds, args.sizes = 2, 1, "1000x10"
-    out: dict[str, Any] = {"data_path": await data_path(args), "programming": []}
+    out: dict[str, Any] = {"data_path": {} if args.programming_only else await data_path(args), "programming": []}
     for mode, r in out["data_path"].items():
         print(f"{mode}: pod {r['pod']['rps']:.0f} req/s p99 {r['pod']['p99_ms']:.2f} ms | "
               f"clusterIP {r['clusterip']['rps']:.0f} req/s p99 {r['clusterip']['p99_ms']:.2f} ms | ratio {r['ratio']:.3f}")
@@ -180,6 +186,7 @@ async def main() -> None:
             print(f"{n} services / {r['endpoints']} endpoints: generate {r['generate_s']:.2f} s, "
                   f"first nft load {r['first_load_s']:.2f} s, full re-sync {r['full_resync_s']:.2f} s, "
                   f"partial sync (one endpoint changed) {r['partial_sync_s'] * 1000:.0f} ms "
+                  f"(nft {r['partial_nft_s'] * 1000:.0f} ms) "
                   f"({r['ruleset_mb']:.1f} MB ruleset)")
     finally:
         sh("ip", "netns", "del", ns, check=False)

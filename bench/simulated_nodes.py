@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,43 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import cpu_seconds, rss_mb, start_server, start_simulated_nodes, stop  # noqa: E402
 from sampan.client.http import HttpClient  # noqa: E402
 from sampan.client.interface import LEASES, NODES, PODS  # noqa: E402
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def start(args: list[str], word: str, timeout: float) -> tuple[subprocess.Popen[str], float]:
-    began = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "sampan", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    ready = threading.Event()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if word in line:
-                ready.set()
-            elif "Traceback" in line or "ERROR" in line:
-                sys.stderr.write(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(timeout):
-        proc.kill()
-        raise SystemExit(f"{args[0]} not ready within {timeout} s")
-    return proc, time.monotonic() - began
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def list_all(client: HttpClient, ref, namespace: str | None = None) -> list[dict]:
@@ -117,13 +81,12 @@ async def main() -> None:
     parser.add_argument("--datastore", default="sqlite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sampan-bench-") as tmp:
-        server, _ = start(["server", "--data-dir", tmp, "--datastore", args.datastore, "--port", "0", "--no-agent"],
-                          "ready", 60)
+        server = start_server(tmp, args.datastore, 60)
         kubeconfig = Path(tmp) / "kubeconfig.yaml"
         agent = None
         try:
             s0 = cpu_seconds(server.pid)
-            agent, took = start(["agent", "--simulate", str(args.nodes), "--kubeconfig", str(kubeconfig)], "ready", 900)
+            agent, took = start_simulated_nodes(kubeconfig, args.nodes, 900)
             s1 = cpu_seconds(server.pid)
             print(f"nodes: {args.nodes}, datastore {args.datastore}")
             print(f"  registered in {took:.1f} s ({args.nodes / took:.0f} nodes/s); server CPU {s1 - s0:.1f} s, "
@@ -150,13 +113,7 @@ async def main() -> None:
             finally:
                 await client.close()
         finally:
-            for proc in (agent, server):
-                if proc is not None:
-                    proc.terminate()
-                    try:
-                        proc.wait(20)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
+            stop(agent, server)
 
 
 if __name__ == "__main__":

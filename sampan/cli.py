@@ -35,6 +35,11 @@ def main(log_level: str) -> None:
 @click.option("--runtime", default="auto", show_default=True, type=click.Choice(["auto", "raw", "oci", "cri"]))
 @click.option("--cluster-cidr", default="10.42.0.0/16", show_default=True)
 @click.option("--service-cidr", default="10.43.0.0/16", show_default=True)
+@click.option("--disable", multiple=True, type=click.Choice(["ingress", "servicelb", "coredns", "network-policy", "kube-proxy"]),
+              help="Do not run this packaged component (repeatable)")
+@click.option("--node-ip", default=None, help="IPv4 address of this node [default: the advertised address]")
+@click.option("--ingress-http-port", default=80, type=click.IntRange(0, 65535), hidden=True)
+@click.option("--ingress-https-port", default=443, type=click.IntRange(0, 65535), hidden=True)
 @click.option("--node-monitor-grace-period", default=40.0, type=click.FloatRange(min=0.1), hidden=True,
               help="Seconds a node may miss heartbeats before it is marked NotReady")
 @click.option("--default-not-ready-toleration-seconds", default=300, type=click.IntRange(min=0), hidden=True)
@@ -42,7 +47,8 @@ def main(log_level: str) -> None:
 def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, no_agent: bool,
            node_name: str | None, runtime: str, cluster_cidr: str, service_cidr: str,
            node_monitor_grace_period: float, default_not_ready_toleration_seconds: int,
-           default_unreachable_toleration_seconds: int) -> None:
+           default_unreachable_toleration_seconds: int, disable: tuple[str, ...] = (), node_ip: str | None = None,
+           ingress_http_port: int = 80, ingress_https_port: int = 443) -> None:
     """Run a whole cluster in this process."""
     from .apiserver import pkifiles
 
@@ -57,6 +63,8 @@ def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, 
         service_cidr=service_cidr, node_monitor_grace_period=node_monitor_grace_period,
         default_not_ready_toleration_seconds=default_not_ready_toleration_seconds,
         default_unreachable_toleration_seconds=default_unreachable_toleration_seconds,
+        disable=list(disable), node_ip=node_ip, ingress_http_port=ingress_http_port,
+        ingress_https_port=ingress_https_port,
     )
     try:
         uvloop.run(run_server(options))
@@ -81,13 +89,17 @@ def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, 
 @click.option("--name-prefix", default="sim-", show_default=True, help="Simulated nodes are named PREFIX0 .. PREFIX(N-1)")
 @click.option("--cluster-cidr", default="10.42.0.0/16", show_default=True,
               help="Simulated pod addresses when a node has no spec.podCIDR (yet): a block per node")
+@click.option("--service-cidr", default="10.43.0.0/16", show_default=True, help="Real nodes: the cluster's service CIDR")
+@click.option("--disable", multiple=True, type=click.Choice(["coredns", "network-policy", "kube-proxy"]),
+              help="Real nodes: do not run this node component (repeatable)")
 @click.option("--job-duration", default="1s", show_default=True,
               help="Simulated Job pods finish after this long (annotation sampan.dev/simulate-duration overrides)")
 @click.option("--node-lease-renew-interval", default=10.0, show_default=True, type=click.FloatRange(min=0.05),
               hidden=True, help="Seconds between lease renewals (tests shorten it)")
 def agent(simulate: int | None, kubeconfig: str | None, server: str | None, token: str | None,
           node_name: str | None, data_dir: Path | None, runtime: str, node_cpu: str, node_memory: str, node_pods: int,
-          name_prefix: str, cluster_cidr: str, job_duration: str, node_lease_renew_interval: float) -> None:
+          name_prefix: str, cluster_cidr: str, job_duration: str, node_lease_renew_interval: float,
+          service_cidr: str = "10.43.0.0/16", disable: tuple[str, ...] = ()) -> None:
     """Run a node agent (with --simulate N: N simulated nodes)."""
     if simulate is None:
         if not server or not token:
@@ -98,7 +110,9 @@ def agent(simulate: int | None, kubeconfig: str | None, server: str | None, toke
 
         try:
             uvloop.run(run_remote_agent(server, token, node_name or socket.gethostname(),
-                                        data_dir or default_data_dir(), runtime))
+                                        data_dir or default_data_dir(), runtime,
+                                        {"cluster_cidr": cluster_cidr, "service_cidr": service_cidr,
+                                         "disabled": list(disable)}))
         except KeyboardInterrupt:
             pass
         return

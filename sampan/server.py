@@ -47,6 +47,12 @@ class ServerOptions:
     runtime: str = "auto"
     cluster_cidr: str = "10.42.0.0/16"
     service_cidr: str = "10.43.0.0/16"
+    # Packaged components the in-process agent does not run (K3s --disable): ingress, servicelb,
+    # coredns, network-policy, kube-proxy; its node address (default: the advertised address).
+    disable: list[str] = field(default_factory=list)
+    node_ip: str | None = None
+    ingress_http_port: int = 80
+    ingress_https_port: int = 443
     extra_hostnames: list[str] = field(default_factory=list)
     # Which in-process control loops run: None = all registered ones.
     controllers: list[str] | None = None
@@ -181,8 +187,16 @@ async def start_server(options: ServerOptions) -> RunningServer:
         from sampan.node.runner import start_local_agent
 
         agent = await start_local_agent(url, pki.ca_cert_path, data_dir, options.node_name or socket.gethostname(),
-                                        options.runtime, advertise_address(options.bind_address), streams)
+                                        options.runtime, options.node_ip or advertise_address(options.bind_address),
+                                        streams, network_options(options))
     return RunningServer(url, kubeconfig, registry, store, runner, controllers, crds, scheduler=scheduler, agent=agent)
+
+
+def network_options(options: ServerOptions) -> dict[str, Any]:
+    """The in-process agent's network services (sampan/node/netservices.py); ingress on this node only."""
+    return {"cluster_cidr": options.cluster_cidr, "service_cidr": options.service_cidr, "ingress": True,
+            "disabled": list(options.disable), "ingress_http_port": options.ingress_http_port,
+            "ingress_https_port": options.ingress_https_port}
 
 
 async def _start_scheduler(registry: Registry, options: ServerOptions) -> Scheduler:
@@ -205,7 +219,8 @@ async def _start_controllers(
     settings.extra["apiserver"] = (advertise_address(options.bind_address), port)
     settings.extra["ca_pem"] = ca_pem  # published as kube-root-ca.crt in every namespace
     client = LocalClient(registry, field_manager=CONTROLLER_MANAGER)
-    manager = ControllerManager(client, options.controllers, settings, options.disabled_controllers)
+    disabled = [*options.disabled_controllers, *(c for c in options.disable if c == "servicelb")]
+    manager = ControllerManager(client, options.controllers, settings, disabled)
     await manager.start()
     return manager
 

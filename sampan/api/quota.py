@@ -4,10 +4,10 @@ of each quota resource one object uses, and which objects a quota's scopes cover
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
 from sampan.api.quantity import Quantity, parse_quantity
+from sampan.api.times import parse_time
 
 Obj = dict[str, Any]
 Usage = dict[str, Quantity]
@@ -108,21 +108,12 @@ def pod_requests_limits(pod: Obj) -> tuple[Usage, Usage]:
     return totals[0], totals[1]
 
 
-def _rfc3339(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def pod_counts(pod: Obj, now: float | None = None) -> bool:
     """Upstream's QuotaV1Pod: finished pods, and deleted pods past their grace, use nothing."""
     if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
         return False
     m = pod.get("metadata") or {}
-    deleted = _rfc3339(m.get("deletionTimestamp"))
+    deleted = parse_time(m.get("deletionTimestamp"))
     if deleted is not None:
         grace = float(m.get("deletionGracePeriodSeconds") or 0)
         return (time.time() if now is None else now) <= deleted + grace

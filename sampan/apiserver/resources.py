@@ -280,6 +280,8 @@ class ResourceTable:
     def __init__(self, resources: Iterable[ResourceInfo] = ()) -> None:
         self._by_gvr: dict[tuple[str, str, str], ResourceInfo] = {}
         self.generation = 0
+        # groups() is asked on every request to a group's API: remember it per generation.
+        self._groups: tuple[int, list[tuple[str, list[str]]]] | None = None
         for info in resources:
             self.add(info)
 
@@ -305,6 +307,8 @@ class ResourceTable:
 
     def groups(self) -> list[tuple[str, list[str]]]:
         """Non-core groups with their versions, preferred version first."""
+        if self._groups is not None and self._groups[0] == self.generation:
+            return self._groups[1]
         versions: dict[str, list[str]] = {}
         for r in self:
             if r.group:
@@ -313,7 +317,9 @@ class ResourceTable:
                     vs.append(r.version)
         order = {g: i for i, g in enumerate(_GROUP_ORDER)}
         names = sorted(versions, key=lambda g: (order.get(g, len(order)), g))
-        return [(g, sorted(versions[g], key=version_priority)) for g in names]
+        result = [(g, sorted(versions[g], key=version_priority)) for g in names]
+        self._groups = (self.generation, result)
+        return result
 
     def versions_of(self, group: str) -> list[str]:
         return next((vs for g, vs in self.groups() if g == group), [])

@@ -8,17 +8,18 @@ from __future__ import annotations
 import copy
 import logging
 
-from sampan.api.selectors import LabelSelector, SelectorError, label_selector_from_dict
-from sampan.client.events import NORMAL, WARNING
+from sampan.api.selectors import LabelSelector
+from sampan.client.events import WARNING
 from sampan.client.expectations import UIDTrackingExpectations
 from sampan.client.interface import CONTROLLERREVISIONS, DAEMONSETS, NODES, PODS, Obj, is_not_found, object_key
 from sampan.controllers.base import Controller, controller_owner, register
-from sampan.controllers.util.writes import error_message, slow_start_batch, status_patch, typed
+from sampan.controllers.util.writes import slow_start_batch, status_patch, typed
 from sampan.controllers.util import revisions as rev
 from sampan.controllers.util import taints as tt
-from sampan.controllers.util.claim import Claimer, candidates, index_for_claims
+from sampan.controllers.util.claim import Claimer, SelectorCache, candidates, index_for_claims
 from sampan.controllers.util.conditions import parse_time
 from sampan.controllers.util.intstr import scaled_value
+from sampan.controllers.util.podcontrol import PodControl
 from sampan.controllers.util.pods import is_available, is_ready, is_terminating, phase, pod_from_template
 from sampan.scheduler.helpers import NO_EXECUTE, NO_SCHEDULE, RequiredNodeAffinity, first_untolerated
 
@@ -112,7 +113,8 @@ class DaemonSetController(Controller):
 
     def setup(self) -> None:
         self.expectations = UIDTrackingExpectations()
-        self._selectors: dict[str, LabelSelector] = {}
+        self.pods_ctl = PodControl(self.client, self.recorder, self.expectations)
+        self._selectors = SelectorCache()
         self.sets = self.watch(DAEMONSETS)
         self.pods = self.informer(PODS)
         index_for_claims(self.pods)
@@ -123,15 +125,7 @@ class DaemonSetController(Controller):
         index_for_claims(self.revisions)
 
     def selector(self, ds: Obj) -> LabelSelector:
-        uid = ds["metadata"].get("uid", "")
-        found = self._selectors.get(uid)
-        if found is None:
-            try:
-                found = label_selector_from_dict((ds.get("spec") or {}).get("selector"))
-            except SelectorError:
-                found = LabelSelector.match_nothing()
-            self._selectors[uid] = found
-        return found
+        return self._selectors.get(ds)
 
     # -- event handlers ----------------------------------------------------------------------
     def _owner_key(self, pod: Obj) -> str | None:
@@ -277,7 +271,7 @@ class DaemonSetController(Controller):
         if len(create_on) - attempted:
             self.expectations.lower_expectations(key, len(create_on) - attempted, 0)
         for pod in delete:
-            await self._delete(key, ds, pod)
+            await self.pods_ctl.delete(key, ds, pod)
         if error is not None:
             raise error
 
@@ -289,25 +283,7 @@ class DaemonSetController(Controller):
         pod = pod_from_template(template, ds)
         pod["spec"]["tolerations"] = with_daemon_tolerations(pod["spec"])
         pin_to_node(pod["spec"], node)
-        try:
-            created = await self.client.create(PODS, pod, ds["metadata"].get("namespace"))
-        except Exception as exc:
-            self.expectations.creation_observed(key)
-            self.recorder.event(ds, WARNING, "FailedCreate", f"Error creating: {error_message(exc)}")
-            raise
-        self.recorder.event(ds, NORMAL, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
-
-    async def _delete(self, key: str, ds: Obj, pod: Obj) -> None:
-        meta = pod["metadata"]
-        try:
-            await self.client.delete(PODS, meta["name"], meta.get("namespace"))
-        except Exception as exc:
-            self.expectations.deletion_observed(key, object_key(pod))
-            if is_not_found(exc):
-                return
-            self.recorder.event(ds, WARNING, "FailedDelete", f"Error deleting: {error_message(exc)}")
-            raise
-        self.recorder.event(ds, NORMAL, "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+        await self.pods_ctl.create(key, ds, pod)
 
     # -- rolling update ------------------------------------------------------------------------
     def _budgets(self, ds: Obj, fit: Fit) -> tuple[int, int]:

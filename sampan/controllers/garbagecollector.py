@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sampan.client.informer import Informer
@@ -216,6 +217,32 @@ class GarbageCollector(Controller):
         await self._rewrite_owner_refs(ref, obj, lambda refs: [r for r in refs if r.get("uid") not in dangling])
 
     async def _rewrite_owner_refs(self, ref: ResourceRef, obj: Obj, change: Any) -> None:
+        def rewrite(live: Obj) -> bool:
+            refs = _owner_refs(live)
+            wanted = change(refs)
+            if wanted == refs:
+                return False
+            if wanted:
+                live["metadata"]["ownerReferences"] = wanted
+            else:
+                live["metadata"].pop("ownerReferences", None)
+            return True
+
+        await self._update_live(ref, obj, rewrite)
+
+    async def _remove_finalizer(self, ref: ResourceRef, obj: Obj, finalizer: str) -> None:
+        def remove(live: Obj) -> bool:
+            finalizers = list(_meta(live).get("finalizers") or [])
+            if finalizer not in finalizers:
+                return False
+            live["metadata"]["finalizers"] = [f for f in finalizers if f != finalizer]
+            return True
+
+        await self._update_live(ref, obj, remove)
+
+    async def _update_live(self, ref: ResourceRef, obj: Obj, change: Callable[[Obj], bool]) -> None:
+        """Applies ``change`` to a fresh read of ``obj`` and writes it back if it changed
+        anything. An object gone (or replaced under the same name) needs nothing."""
         m = _meta(obj)
         try:
             live = await self.client.get(ref, m["name"], m.get("namespace"))
@@ -223,41 +250,13 @@ class GarbageCollector(Controller):
             if is_not_found(exc):
                 return
             raise
-        if _meta(live).get("uid") != m.get("uid"):
+        if _meta(live).get("uid") != m.get("uid") or not change(live):
             return
-        refs = _owner_refs(live)
-        wanted = change(refs)
-        if wanted == refs:
-            return
-        if wanted:
-            live["metadata"]["ownerReferences"] = wanted
-        else:
-            live["metadata"].pop("ownerReferences", None)
         try:
             await self.client.update(ref, live)
         except Exception as exc:
             if not is_not_found(exc):
                 raise  # a conflict retries with the fresh object
-
-    async def _remove_finalizer(self, ref: ResourceRef, obj: Obj, finalizer: str) -> None:
-        m = _meta(obj)
-        try:
-            live = await self.client.get(ref, m["name"], m.get("namespace"))
-        except Exception as exc:
-            if is_not_found(exc):
-                return
-            raise
-        if _meta(live).get("uid") != m.get("uid"):
-            return
-        finalizers = list(_meta(live).get("finalizers") or [])
-        if finalizer not in finalizers:
-            return
-        live["metadata"]["finalizers"] = [f for f in finalizers if f != finalizer]
-        try:
-            await self.client.update(ref, live)
-        except Exception as exc:
-            if not is_not_found(exc):
-                raise
 
     async def _orphan_dependents(self, uid: str, ref: ResourceRef, owner: Obj) -> None:
         for dep_uid in sorted(self.dependents.get(uid, ())):

@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sampan.api.selectors import LabelSelector, SelectorError, label_selector_from_dict
-from sampan.client.events import NORMAL, WARNING
+from sampan.api.selectors import LabelSelector
 from sampan.client.expectations import UIDTrackingExpectations
 from sampan.client.informer import by_controller_uid
 from sampan.client.interface import PODS, REPLICASETS, Obj, is_not_found, object_key
 from sampan.controllers.base import Controller, controller_owner, register
-from sampan.controllers.util.claim import CONTROLLER_UID_INDEX, Claimer, candidates, index_for_claims
+from sampan.controllers.util.claim import CONTROLLER_UID_INDEX, Claimer, SelectorCache, candidates, index_for_claims
 from sampan.controllers.util.conditions import new_condition, remove_condition, set_condition
 from sampan.controllers.util.pods import (
     is_active,
@@ -25,8 +24,9 @@ from sampan.controllers.util.pods import (
     pod_from_template,
     seconds_until_available,
 )
+from sampan.controllers.util.podcontrol import PodControl
 from sampan.controllers.util.ranking import pods_to_delete
-from sampan.controllers.util.writes import error_message, namespace_terminating, slow_start_batch, status_patch, typed
+from sampan.controllers.util.writes import error_message, slow_start_batch, status_patch, typed
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ class ReplicaSetController(Controller):
 
     def setup(self) -> None:
         self.expectations = UIDTrackingExpectations()
-        self._selectors: dict[str, LabelSelector] = {}
+        self.pods_ctl = PodControl(self.client, self.recorder, self.expectations)
+        self._selectors = SelectorCache()
         self.sets = self.watch(REPLICASETS)
         self.pods = self.informer(PODS)
         index_for_claims(self.pods)
@@ -50,15 +51,7 @@ class ReplicaSetController(Controller):
 
     # -- event handlers: map pods to their ReplicaSets --------------------------------
     def selector(self, rs: Obj) -> LabelSelector:
-        uid = rs["metadata"].get("uid", "")
-        found = self._selectors.get(uid)
-        if found is None:
-            try:
-                found = label_selector_from_dict((rs.get("spec") or {}).get("selector"))
-            except SelectorError:
-                found = LabelSelector.match_nothing()
-            self._selectors[uid] = found
-        return found
+        return self._selectors.get(rs)
 
     def _owner_key(self, pod: Obj) -> str | None:
         ref = controller_owner(pod)
@@ -157,7 +150,7 @@ class ReplicaSetController(Controller):
         if diff < 0:
             count = min(-diff, BURST_REPLICAS)
             self.expectations.expect_creations(key, count)
-            _, attempted, error = await slow_start_batch(count, 1, lambda: self._create_pod(key, rs))
+            _, attempted, error = await slow_start_batch(count, 1, lambda: self.pods_ctl.create(key, rs, self._new_pod(rs)))
             skipped = count - attempted
             if skipped:
                 # Never attempted: nothing will be observed for them.
@@ -168,10 +161,14 @@ class ReplicaSetController(Controller):
             count = min(diff, BURST_REPLICAS)
             victims = pods_to_delete(pods, self._related_pods(rs, pods), count, self.ctx.clock())
             self.expectations.expect_deletions(key, [object_key(p) for p in victims])
-            results = await asyncio.gather(*(self._delete_pod(key, rs, p) for p in victims), return_exceptions=True)
+            results = await asyncio.gather(*(self.pods_ctl.delete(key, rs, p) for p in victims), return_exceptions=True)
             errors = [r for r in results if isinstance(r, BaseException)]
             if errors:
                 raise errors[0]
+
+    @staticmethod
+    def _new_pod(rs: Obj) -> Obj:
+        return pod_from_template((rs.get("spec") or {}).get("template"), rs)
 
     def _related_pods(self, rs: Obj, pods: list[Obj]) -> list[Obj]:
         """Active pods of every ReplicaSet sharing this one's controller (a Deployment's sets)."""
@@ -182,30 +179,6 @@ class ReplicaSetController(Controller):
         for sibling in self.sets.by_index(CONTROLLER_UID_INDEX, owner["uid"]):
             related.extend(p for p in self.pods.by_index(CONTROLLER_UID_INDEX, sibling["metadata"]["uid"]) if is_active(p))
         return related
-
-    async def _create_pod(self, key: str, rs: Obj) -> None:
-        pod = pod_from_template((rs.get("spec") or {}).get("template"), rs)
-        try:
-            created = await self.client.create(PODS, pod, rs["metadata"].get("namespace"))
-        except Exception as exc:
-            self.expectations.creation_observed(key)  # this one will never show up
-            if namespace_terminating(exc):
-                return
-            self.recorder.event(rs, WARNING, "FailedCreate", f"Error creating: {error_message(exc)}")
-            raise
-        self.recorder.event(rs, NORMAL, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
-
-    async def _delete_pod(self, key: str, rs: Obj, pod: Obj) -> None:
-        meta = pod["metadata"]
-        try:
-            await self.client.delete(PODS, meta["name"], meta.get("namespace"))
-        except Exception as exc:
-            self.expectations.deletion_observed(key, object_key(pod))
-            if is_not_found(exc):
-                return
-            self.recorder.event(rs, WARNING, "FailedDelete", f"Error deleting: {error_message(exc)}")
-            raise
-        self.recorder.event(rs, NORMAL, "SuccessfulDelete", f"Deleted pod: {meta['name']}")
 
     async def update_status(self, rs: Obj, pods: list[Obj], error: BaseException | None, diff: int) -> None:
         spec = rs.get("spec") or {}

@@ -55,9 +55,12 @@ class ServiceLBController(Controller):
         if svc is None or not ours(svc):
             return None
         is_lb = (svc.get("spec") or {}).get("type") == "LoadBalancer"
-        want = node_ingress(self.nodes.list()) if is_lb else []
+        nodes = node_ingress(self.nodes.list())
+        want = nodes if is_lb else []
         have = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-        if have == want:
+        # A Service that is no longer a LoadBalancer loses the addresses we gave it;
+        # status someone else wrote on other Services is left alone.
+        if have == want or (not is_lb and have != nodes):
             return None
         ns, name = split_key(key)
         try:

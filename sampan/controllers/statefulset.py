@@ -9,7 +9,7 @@ import copy
 import logging
 import re
 
-from sampan.api.selectors import LabelSelector, SelectorError, label_selector_from_dict
+from sampan.api.selectors import LabelSelector
 from sampan.client.events import NORMAL, WARNING
 from sampan.client.interface import (
     CONTROLLERREVISIONS,
@@ -22,7 +22,7 @@ from sampan.client.interface import (
 from sampan.controllers.base import Controller, controller_owner, register
 from sampan.controllers.util.writes import status_patch, typed
 from sampan.controllers.util import revisions as rev
-from sampan.controllers.util.claim import Claimer, candidates, index_for_claims
+from sampan.controllers.util.claim import Claimer, SelectorCache, candidates, index_for_claims
 from sampan.controllers.util.pods import (
     is_available,
     is_ready,
@@ -69,7 +69,7 @@ class StatefulSetController(Controller):
     workers = 4
 
     def setup(self) -> None:
-        self._selectors: dict[str, LabelSelector] = {}
+        self._selectors = SelectorCache()
         self.sets = self.watch(STATEFULSETS)
         self.pods = self.informer(PODS)
         index_for_claims(self.pods)
@@ -78,15 +78,7 @@ class StatefulSetController(Controller):
         index_for_claims(self.revisions)
 
     def selector(self, sts: Obj) -> LabelSelector:
-        uid = sts["metadata"].get("uid", "")
-        found = self._selectors.get(uid)
-        if found is None:
-            try:
-                found = label_selector_from_dict((sts.get("spec") or {}).get("selector"))
-            except SelectorError:
-                found = LabelSelector.match_nothing()
-            self._selectors[uid] = found
-        return found
+        return self._selectors.get(sts)
 
     def _pod_changed(self, pod: Obj) -> None:
         ns = pod["metadata"].get("namespace")

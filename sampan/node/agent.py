@@ -69,6 +69,7 @@ class NodeAgent:
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._adopted: dict[str, list[ContainerState]] = {}
+        self.network_services: Any = None  # proxy, DNS, NetworkPolicy, ingress (sampan/node/netservices.py)
 
     @property
     def allocatable(self) -> dict[str, str]:
@@ -100,6 +101,8 @@ class NodeAgent:
 
     async def stop(self) -> None:
         """Stops the agent; the containers keep running (a new agent re-adopts them)."""
+        if self.network_services is not None:
+            await self.network_services.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -204,7 +207,7 @@ class NodeAgent:
             return total
 
         uid = pod["metadata"]["uid"]
-        active = [w.pod for u, w in self.workers.items() if u != uid and not w.finished and w.sandbox is not None]
+        active = [w.pod for u, w in self.workers.items() if u != uid and not w.finished and w.admitted]
         if len(active) + 1 > int(self.allocatable.get("pods", "110")):
             return "OutOfpods", "Pod was rejected: Node didn't have enough resource: pods"
         for name in ("cpu", "memory"):
@@ -237,6 +240,8 @@ class NodeAgent:
         return self.services_informer.list()
 
     def cluster_dns(self) -> str | None:
+        if self.network_services is not None and self.network_services.dns_ip:
+            return str(self.network_services.dns_ip)  # kube-dns ClusterIP: known before the Service is seen
         for name in ("kube-dns", "coredns"):
             svc = self.services_informer.get(f"kube-system/{name}")
             ip = ((svc or {}).get("spec") or {}).get("clusterIP")
@@ -245,9 +250,14 @@ class NodeAgent:
         return None
 
     def resolv_conf(self, pod: Obj) -> str:
-        return envs.resolv_conf(pod, self.cluster_dns())
+        from sampan.node.netservices import resolv_conf_for
+
+        return resolv_conf_for(pod, self.cluster_dns())
 
     def hosts_file(self, pod: Obj, ip: str, hostname: str) -> str:
+        if (pod.get("spec") or {}).get("hostNetwork"):
+            with contextlib.suppress(OSError):
+                return Path("/etc/hosts").read_text()  # the host's, as the kubelet does
         return envs.hosts_file(pod, ip, hostname)
 
     async def pod_network(self, pod: Obj) -> tuple[str, str]:

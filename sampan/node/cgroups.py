@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sampan.api.qos import pod_qos_class, same_amount
 from sampan.api.quantity import parse_quantity
 from sampan.node.runtimes.base import ContainerStats, Resources
 
@@ -39,26 +40,7 @@ def qos_class(pod: dict[str, Any]) -> str:
     status = (pod.get("status") or {}).get("qosClass")
     if status in ("Guaranteed", "Burstable", "BestEffort"):
         return status
-    spec = pod.get("spec") or {}
-    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
-    any_set, guaranteed = False, bool(containers)
-    for c in containers:
-        res = c.get("resources") or {}
-        req, lim = res.get("requests") or {}, res.get("limits") or {}
-        any_set = any_set or bool(req) or bool(lim)
-        for name in ("cpu", "memory"):
-            if name not in lim or (name in req and _q(req[name]) != _q(lim[name])):
-                guaranteed = False
-    if guaranteed:
-        return "Guaranteed"
-    return "Burstable" if any_set else "BestEffort"
-
-
-def _q(value: Any) -> Any:
-    try:
-        return parse_quantity(value)
-    except (ValueError, TypeError):
-        return str(value)
+    return pod_qos_class(pod.get("spec") or {})
 
 
 def _milli(value: Any) -> int | None:
@@ -163,7 +145,7 @@ class Cgroups:
         """The kubelet's policy: guaranteed -997, best-effort 1000, burstable by memory request."""
         if not req and not lim:
             return 1000
-        if all(n in lim and (n not in req or _q(req[n]) == _q(lim[n])) for n in ("cpu", "memory")):
+        if all(n in lim and (n not in req or same_amount(req[n], lim[n])) for n in ("cpu", "memory")):
             return -997
         mem_req = _bytes(req.get("memory", lim.get("memory", 0))) or 0
         capacity = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,8 +95,7 @@ async def ensure_image(w: PodWorker, t: Tracked, spec: Obj) -> Any:
     policy = _pull_policy(spec)
     present = images.get(ref)
     if present is not None and policy != "Always":
-        if t.restart_count == 0:
-            w.event(NORMAL, "Pulled", f'Container image "{spec["image"]}" already present on machine')
+        w.event(NORMAL, "Pulled", f'Container image "{spec["image"]}" already present on machine')
         return present
     if present is None and policy == "Never":
         msg = f'Container image "{spec["image"]}" is not present with pull policy of Never'
@@ -125,8 +125,8 @@ async def ensure_image(w: PodWorker, t: Tracked, spec: Obj) -> Any:
         raise StartError("ErrImagePull", msg) from exc
     t.pull_backoff = 0.0
     took = time.monotonic() - started
-    w.event(NORMAL, "Pulled", f'Successfully pulled image "{spec["image"]}" in {took:.3g}s. '
-                              f"Image size: {info.size} bytes.")
+    w.event(NORMAL, "Pulled", f'Successfully pulled image "{spec["image"]}" in {took:.3f}s '
+                              f"({took:.3f}s including waiting). Image size: {info.size} bytes.")
     return info
 
 
@@ -259,3 +259,25 @@ async def pre_stop(w: PodWorker, t: Tracked, spec: Obj, grace: float) -> float:
     if not ok:
         w.event(WARNING, "FailedPreStopHook", f"PreStopHook failed: {msg}")
     return time.monotonic() - started
+
+
+async def check_deadline(w: PodWorker) -> bool:
+    """spec.activeDeadlineSeconds: the pod fails with DeadlineExceeded and its containers stop."""
+    deadline = w.pod["spec"].get("activeDeadlineSeconds")
+    started = w.view.start_time
+    if not deadline or not started:
+        return False
+    begun = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+    if time.time() < begun + float(deadline):
+        return False
+    w.view.phase_override, w.view.reason = "Failed", "DeadlineExceeded"
+    w.view.message = "Pod was active on the node longer than the specified deadline"
+    w.event(NORMAL, "DeadlineExceeded", w.view.message)
+    running = [t for t in w.all_tracked() if t.running]
+    await asyncio.gather(*(w.stop_one(t, grace_of(w.pod)) for t in running), return_exceptions=True)
+    w._woken = True  # look at the containers now, not at the next poll
+    await w.refresh_states()
+    for t in w.all_tracked():
+        t.waiting_reason = "" if t.id else t.waiting_reason
+    await w.report()
+    return True

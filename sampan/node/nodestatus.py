@@ -283,6 +283,17 @@ class NodeStatus:
         await self.agent.client.patch(NODES, self.agent.node_name, {"status": status}, "merge", subresource="status")
         self._last_written, self._last_status_at = key, time.monotonic()
 
+    async def _collect_images(self) -> None:
+        """Under disk pressure, unused images go until 20% of the disk is free (image GC)."""
+        disk = shutil.disk_usage(self.agent.data_dir if self.agent.data_dir.exists() else "/")
+        if disk.free >= disk.total * 0.10 or not hasattr(self.agent.images, "gc"):
+            return
+        try:
+            freed = await self.agent.images.gc(int(disk.total * 0.20) - disk.free)
+            log.warning("disk pressure: image garbage collection freed %s bytes", freed)
+        except Exception as exc:  # noqa: BLE001 - tried again at the next beat
+            log.warning("image garbage collection failed: %s", exc)
+
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self.lease_interval if self.online else min(self.lease_interval, 2.0))
@@ -292,6 +303,7 @@ class NodeStatus:
                 else:
                     await self.renew_lease()
                     await self.post_status(force=not self.online)
+                    await self._collect_images()
                 if self._was_offline:
                     log.info("server reachable again")
                     self._was_offline = False

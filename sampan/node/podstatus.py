@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sampan.api.qos import pod_qos_class
 from sampan.node.runtimes.base import ContainerState
 
 Obj = dict[str, Any]
@@ -153,6 +154,22 @@ def pod_conditions(sandbox_ready: bool, inits: list[Tracked], apps: list[Tracked
     return conds
 
 
+def _apply_readiness_gates(conds: list[Obj], spec: Obj, old: Obj) -> None:
+    """Ready also needs every spec.readinessGates condition True, as the kubelet checks."""
+    gates = [g.get("conditionType", "") for g in spec.get("readinessGates") or []]
+    if not gates:
+        return
+    have = {c.get("type"): c.get("status") for c in old.get("conditions") or [] if isinstance(c, dict)}
+    missing = [g for g in gates if g not in have]
+    false = [g for g in gates if g in have and have[g] != "True"]
+    ready = next(c for c in conds if c["type"] == "Ready")
+    if ready["status"] != "True" or not (missing or false):
+        return
+    ready.update(status="False", reason="ReadinessGatesNotReady")
+    ready["message"] = (f'corresponding condition of pod readiness gate "{missing[0]}" does not exist.' if missing
+                        else f'the status of pod readiness gate "{false[0]}" is not "True", but {have[false[0]]}')
+
+
 def keep_transitions(new: list[Obj], old: list[Obj], now: str) -> list[Obj]:
     """Unchanged conditions keep their lastTransitionTime; changed ones get ``now``."""
     before = {c.get("type"): c for c in old or [] if isinstance(c, dict)}
@@ -186,6 +203,10 @@ def build_status(pod: Obj, view: PodView, inits: list[Tracked], apps: list[Track
     phase = view.phase_override or pod_phase(policy, inits, apps, initialized)
     scheduled = next((c for c in old.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
     conds = pod_conditions(view.sandbox_ready, inits, apps, initialized, phase, scheduled)
+    _apply_readiness_gates(conds, spec, old)
+    # Conditions others own (readiness gates, DisruptionTarget ...) stay in the list.
+    ours = {c["type"] for c in conds}
+    conds += [dict(c) for c in old.get("conditions") or [] if isinstance(c, dict) and c.get("type") not in ours]
     status: Obj = {
         "phase": phase,
         "conditions": keep_transitions(conds, old.get("conditions") or [], rfc3339()),
@@ -208,19 +229,4 @@ def build_status(pod: Obj, view: PodView, inits: list[Tracked], apps: list[Track
 
 
 def qos_class(pod: Obj) -> str:
-    spec = pod.get("spec") or {}
-    containers = (spec.get("containers") or []) + (spec.get("initContainers") or [])
-    requests_any = limits_all = False
-    guaranteed = True
-    for c in containers:
-        res = c.get("resources") or {}
-        req, lim = res.get("requests") or {}, res.get("limits") or {}
-        if req or lim:
-            requests_any = True
-        for name in ("cpu", "memory"):
-            if name not in lim or (name in req and req[name] != lim[name]):
-                guaranteed = False
-        limits_all = True
-    if not requests_any:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed and limits_all else "Burstable"
+    return pod_qos_class(pod.get("spec") or {})

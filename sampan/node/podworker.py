@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,10 @@ POLL = 2.0  # how often running containers' states are asked for (the runtime ha
 def pod_ref(pod: Obj) -> str:
     m = pod["metadata"]
     return f"{m['name']}_{m.get('namespace', 'default')}({m['uid']})"
+
+
+def _alive(pid: int | None) -> bool:
+    return bool(pid) and os.path.exists(f"/proc/{pid}")
 
 
 def _ready(pod: Obj) -> str:
@@ -58,7 +63,7 @@ class PodWorker:
         self.last_status: Obj | None = None
         self.adopted = bool(adopted)
         self._last_refresh = 0.0
-        self._admitted = bool(adopted) or bool((pod.get("status") or {}).get("startTime"))
+        self.admitted = bool(adopted) or bool((pod.get("status") or {}).get("startTime"))
         self.task: asyncio.Task[None] | None = None
         for state in sorted(adopted or [], key=lambda s: int(s.labels.get(ctr.ATTEMPT, "0"))):
             self._adopt(state)
@@ -140,7 +145,7 @@ class PodWorker:
         if self.finished:
             await self.report()
             return False
-        if not self._admitted:
+        if not self.admitted:
             reason = self.agent.admit(self.pod)
             if reason:
                 self.view.phase_override, self.view.reason, self.view.message = "Failed", reason[0], reason[1]
@@ -148,7 +153,7 @@ class PodWorker:
                 self.finished = True
                 await self.report()
                 return False
-            self._admitted = True
+            self.admitted = True
         if self.sandbox is None and not await self.setup_sandbox():
             await self.report()
             return False
@@ -220,10 +225,13 @@ class PodWorker:
         if not self._woken and now - self._polled < POLL and not any(t.exited and not t.exit_handled
                                                                      for t in self.all_tracked()):
             return
+        routine = not self._woken
         self._polled, self._woken = now, False
         for t in self.all_tracked():
             if t.id is None:
                 continue
+            if routine and t.running and _alive(t.state.pid if t.state else None):
+                continue  # its process is still there: no need to ask the runtime (a runc call each)
             if not t.exited:  # exited containers stay exited: only a restart (a new id) changes them
                 try:
                     t.state = await self.agent.runtime.state(t.id)
@@ -344,27 +352,7 @@ class PodWorker:
         await self.agent.runtime.stop_container(t.id, max(0.0, grace - spent))
 
     async def past_deadline(self) -> bool:
-        """spec.activeDeadlineSeconds: the pod fails with DeadlineExceeded and its containers stop."""
-        deadline = self.pod["spec"].get("activeDeadlineSeconds")
-        started = self.view.start_time
-        if not deadline or not started:
-            return False
-        from datetime import datetime
-
-        begun = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
-        if time.time() < begun + float(deadline):
-            return False
-        self.view.phase_override, self.view.reason = "Failed", "DeadlineExceeded"
-        self.view.message = "Pod was active on the node longer than the specified deadline"
-        self.event(NORMAL, "DeadlineExceeded", self.view.message)
-        running = [t for t in self.all_tracked() if t.running]
-        await asyncio.gather(*(self.stop_one(t, ctr.grace_of(self.pod)) for t in running), return_exceptions=True)
-        self._woken = True  # look at the containers now, not at the next poll
-        await self.refresh_states()
-        for t in self.all_tracked():
-            t.waiting_reason = "" if t.id else t.waiting_reason
-        await self.report()
-        return True
+        return await ctr.check_deadline(self)
 
     # -- termination ---------------------------------------------------------------------
     async def terminate(self) -> None:

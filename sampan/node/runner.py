@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from sampan.client.http import HttpClient
 from sampan.node.agent import NodeAgent
+from sampan.node.netservices import attach_network_services
 
 log = logging.getLogger(__name__)
 JOIN_USER = "system:node-join"
@@ -94,14 +95,17 @@ async def ensure_storage_class(client: Any) -> None:
 
 
 async def start_local_agent(url: str, ca_path: Path, data_dir: Path, node_name: str, runtime: str,
-                            node_ip: str, streams: Any = None) -> NodeAgent:
+                            node_ip: str, streams: Any = None, network: dict[str, Any] | None = None) -> NodeAgent:
     """The agent inside ``sampan server``: talks to its own server over HTTPS with the join token."""
     token = ensure_join_token(data_dir)
     ctx = ssl.create_default_context(cafile=str(ca_path))
     client = HttpClient(url, ctx, token=token)
     await ensure_storage_class(client)
     agent = await build_agent(client, node_name, data_dir, runtime, node_ip, close_client=True)
+    net = attach_network_services(agent, network)  # proxy, DNS, NetworkPolicy, ingress: stopped by agent.stop()
     await agent.start()
+    if net is not None:
+        await net.start()
     if streams is not None:
         from sampan.node.streams import AgentStreams
 
@@ -109,7 +113,8 @@ async def start_local_agent(url: str, ca_path: Path, data_dir: Path, node_name: 
     return agent
 
 
-async def run_remote_agent(server: str, token: str, node_name: str, data_dir: Path, runtime: str = "auto") -> None:
+async def run_remote_agent(server: str, token: str, node_name: str, data_dir: Path, runtime: str = "auto",
+                           network: dict[str, Any] | None = None) -> None:
     """``sampan agent --server URL --token T``: runs until SIGTERM; the containers outlive it."""
     import signal
 
@@ -117,12 +122,15 @@ async def run_remote_agent(server: str, token: str, node_name: str, data_dir: Pa
     # bootstrap token without a CA hash).
     client = HttpClient(server, False, token=token)
     agent = await build_agent(client, node_name, data_dir, runtime, local_address_towards(server))
+    net = attach_network_services(agent, network)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await agent.start()
+        if net is not None:
+            await net.start()
         print(f"sampan agent ready: node {node_name} joined {server}", flush=True)
         await stop.wait()
     finally:

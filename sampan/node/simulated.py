@@ -63,6 +63,10 @@ class SimulatedOptions:
     job_duration: float = 1.0
     pod_workers: int = 16
     max_in_flight: int = 64
+    # Heartbeats in flight at once: a real kubelet's renewal never waits for another node's,
+    # so a slow server must not stretch N nodes' renewals past the lease duration. One per
+    # node at most (a renewal still in flight skips the next beat).
+    heartbeats_in_flight: int = 0  # 0: max(max_in_flight, count // 10)
     kubelet_version: str = ""
 
 
@@ -74,6 +78,10 @@ def pod_cidr_for(index: int, count: int, cluster_cidr: str) -> str:
     blocks = 1 << max(0, prefix - network.prefixlen)
     base = int(network.network_address) + (index % blocks) * (1 << (network.max_prefixlen - prefix))
     return f"{ipaddress.ip_address(base)}/{prefix}"
+
+
+def heartbeat_slots(options: SimulatedOptions) -> int:
+    return options.heartbeats_in_flight or max(options.max_in_flight, options.count // 10)
 
 
 class SimulatedAgent:
@@ -91,6 +99,7 @@ class SimulatedAgent:
         self.nodes = Informer(client, NODES, label_selector=f"{SIMULATED_LABEL}={SIMULATED_VALUE}")
         self.podsync = PodSync(self)
         self._limit = asyncio.Semaphore(options.max_in_flight)
+        self._beats = asyncio.Semaphore(heartbeat_slots(options))
         self._tasks: list[asyncio.Task[Any]] = []
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._busy: set[str] = set()
@@ -260,7 +269,7 @@ class SimulatedAgent:
 
         async def run() -> None:
             try:
-                async with self._limit:
+                async with self._beats:
                     await work
             except asyncio.CancelledError:
                 raise
@@ -364,7 +373,8 @@ async def run_simulated(kubeconfig: str, options: SimulatedOptions) -> None:
     from sampan.client.http import HttpClient
 
     # Room for every heartbeat in flight, every pod worker and the two watches.
-    client = HttpClient.from_kubeconfig(kubeconfig, pool_size=options.max_in_flight + options.pod_workers + 4)
+    pool = max(options.max_in_flight, heartbeat_slots(options)) + options.pod_workers + 4
+    client = HttpClient.from_kubeconfig(kubeconfig, pool_size=pool)
     agent = SimulatedAgent(client, options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

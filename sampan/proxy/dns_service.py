@@ -1,14 +1,15 @@
 """The ``kube-dns`` Service in ``kube-system`` (fixed ClusterIP: the 10th address of the
 service CIDR, as upstream installs it) and its Endpoints/EndpointSlice pointing at the node's
 DNS server. The Service has no selector and the slice carries its own managed-by label, so
-the endpoints controllers leave both alone."""
+the endpoints controllers leave both alone (sampan.client.fixedservice)."""
 
 from __future__ import annotations
 
 import ipaddress
 from typing import Any
 
-from sampan.client.interface import ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SERVICES, Client, ResourceRef, is_not_found
+from sampan.client.fixedservice import contained, endpoint_slice_for, endpoints_for, ensure_object, get_or_none
+from sampan.client.interface import ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SERVICES, Client, is_not_found
 
 Obj = dict[str, Any]
 
@@ -55,64 +56,13 @@ def service(cluster_ip: str) -> Obj:
 
 
 def endpoints(ip: str, port: int) -> Obj:
-    ports = _ports(port)
-    return {
-        "apiVersion": "v1",
-        "kind": "Endpoints",
-        "metadata": {
-            "name": NAME,
-            "namespace": NAMESPACE,
-            "labels": {"k8s-app": "kube-dns", "endpointslice.kubernetes.io/skip-mirror": "true"},
-        },
-        "subsets": [{"addresses": [{"ip": ip}], "ports": ports}],
-    }
+    return endpoints_for(NAME, NAMESPACE, {"k8s-app": "kube-dns"}, ip, _ports(port))
 
 
 def endpoint_slice(ip: str, port: int) -> Obj:
-    family = "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
-    return {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": NAME,
-            "namespace": NAMESPACE,
-            "labels": {"kubernetes.io/service-name": NAME, MANAGED_BY: MANAGER, "k8s-app": "kube-dns"},
-        },
-        "addressType": family,
-        "endpoints": [{"addresses": [ip], "conditions": {"ready": True, "serving": True, "terminating": False}}],
-        "ports": _ports(port),
-    }
-
-
-async def _get(client: Client, ref: ResourceRef) -> Obj | None:
-    try:
-        return await client.get(ref, NAME, NAMESPACE)
-    except Exception as exc:
-        if is_not_found(exc):
-            return None
-        raise
-
-
-def _sub(want: Any, live: Any) -> bool:
-    """``want`` is contained in ``live`` (server defaults on top are fine)."""
-    if isinstance(want, dict):
-        return isinstance(live, dict) and all(_sub(v, live.get(k)) for k, v in want.items())
-    if isinstance(want, list):
-        return isinstance(live, list) and len(want) == len(live) and all(_sub(w, x) for w, x in zip(want, live))
-    return bool(want == live)
-
-
-async def _reconcile(client: Client, ref: ResourceRef, want: Obj, fields: tuple[str, ...]) -> Obj:
-    live = await _get(client, ref)
-    if live is None:
-        return await client.create(ref, want, NAMESPACE)
-    labels = want["metadata"].get("labels") or {}
-    if all(_sub(want.get(f), live.get(f)) for f in fields) and _sub(labels, live["metadata"].get("labels") or {}):
-        return live
-    for f in fields:
-        live[f] = {**(live.get(f) or {}), **want[f]} if isinstance(want[f], dict) else want[f]
-    live["metadata"]["labels"] = {**(live["metadata"].get("labels") or {}), **labels}
-    return await client.update(ref, live)
+    labels = {MANAGED_BY: MANAGER, "k8s-app": "kube-dns"}
+    conditions = {"ready": True, "serving": True, "terminating": False}
+    return endpoint_slice_for(NAME, NAMESPACE, labels, ip, _ports(port), conditions)
 
 
 async def ensure_dns_service(client: Client, service_cidr: str, listen_ip: str, port: int = 53) -> Obj:
@@ -124,22 +74,22 @@ async def ensure_dns_service(client: Client, service_cidr: str, listen_ip: str, 
         if not is_not_found(exc):
             raise
         await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    live = await _get(client, SERVICES)
+    live = await get_or_none(client, SERVICES, NAME, NAMESPACE)
     if live is not None and (live.get("spec") or {}).get("clusterIP") != cluster_ip:
         # clusterIP is immutable: put the Service back with the address pods are told to use
         await client.delete(SERVICES, NAME, NAMESPACE)
     want = service(cluster_ip)
-    live = await _get(client, SERVICES)
+    live = await get_or_none(client, SERVICES, NAME, NAMESPACE)
     if live is None:
         svc = await client.create(SERVICES, want, NAMESPACE)
     else:
         spec = live.get("spec") or {}
-        if spec.get("selector") or not _sub(want["spec"]["ports"], spec.get("ports")):
+        if spec.get("selector") or not contained(want["spec"]["ports"], spec.get("ports")):
             spec.pop("selector", None)
             spec["ports"] = want["spec"]["ports"]
             live["spec"] = spec
             live = await client.update(SERVICES, live)
         svc = live
-    await _reconcile(client, ENDPOINTS, endpoints(listen_ip, port), ("subsets",))
-    await _reconcile(client, ENDPOINTSLICES, endpoint_slice(listen_ip, port), ("addressType", "endpoints", "ports"))
+    await ensure_object(client, ENDPOINTS, endpoints(listen_ip, port), ("subsets",))
+    await ensure_object(client, ENDPOINTSLICES, endpoint_slice(listen_ip, port), ("addressType", "endpoints", "ports"))
     return svc

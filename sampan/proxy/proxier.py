@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from sampan.client.informer import Informer, InformerFactory
 from sampan.client.interface import ENDPOINTSLICES, SERVICES, Client
-from sampan.proxy.rules import NodeInfo, ServicePort, local_endpoints, render_ruleset, service_ports
+from sampan.proxy.rules import NodeInfo, PortsCache, ServicePort, local_endpoints, render_ruleset
 from sampan.proxy.ruleset import Ruleset, diff_text, full_text
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class Proxier:
         # Partial syncs send only what changed; a periodic full replace repairs any drift.
         self.full_sync_period = full_sync_period
         self._applied: Ruleset | None = None
+        self._ports = PortsCache()
         self._last_full = 0.0
         self.partial_syncs = 0
         self._own_factory = informers is None
@@ -135,7 +136,7 @@ class Proxier:
     async def sync(self) -> None:
         self._dirty.clear()
         started = time.perf_counter()
-        ports = service_ports(self.services.list(), self.slices.list())
+        ports = self._ports.ports(self.services.list(), self.slices.list())
         wanted = render_ruleset(self.table, ports, self.node)
         text = None
         if self._applied is not None and time.monotonic() - self._last_full < self.full_sync_period:

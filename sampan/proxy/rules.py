@@ -127,53 +127,97 @@ def _is_ipv4(ip: Any) -> bool:
         return False
 
 
-def service_ports(services: Iterable[Obj], slices: Iterable[Obj]) -> list[ServicePort]:
-    """Every proxied (service, port) with its endpoints; headless and ExternalName yield none."""
+def _slices_by_service(slices: Iterable[Obj]) -> dict[tuple[str, str], list[Obj]]:
     by_service: dict[tuple[str, str], list[Obj]] = {}
     for sl in slices:
         meta = sl.get("metadata") or {}
         svc_name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
         if svc_name and sl.get("addressType") == "IPv4":
             by_service.setdefault((meta.get("namespace", ""), svc_name), []).append(sl)
-    result: list[ServicePort] = []
+    return by_service
+
+
+def _oldest_first(services: Iterable[Obj]) -> list[Obj]:
     # Oldest first, so when two services claim one address and port the older keeps it.
-    ordered = sorted(services, key=lambda s: (
+    return sorted(services, key=lambda s: (
         str((s.get("metadata") or {}).get("creationTimestamp") or ""),
         (s.get("metadata") or {}).get("namespace", ""), (s.get("metadata") or {}).get("name", "")))
-    for svc in ordered:
-        meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
-        ip = spec.get("clusterIP")
-        if spec.get("type") == "ExternalName" or not _is_ipv4(ip):
-            continue
-        ns, name = meta.get("namespace", ""), meta.get("name", "")
-        svc_type = spec.get("type", "ClusterIP")
-        lb_ips: list[str] = []
-        if svc_type == "LoadBalancer":
-            ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-            lb_ips = [i["ip"] for i in ingress if _is_ipv4(i.get("ip"))]
-        affinity = 0
-        if spec.get("sessionAffinity") == "ClientIP":
-            cfg = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {})
-            affinity = int(cfg.get("timeoutSeconds") or AFFINITY_DEFAULT_TIMEOUT)
-        for port in spec.get("ports") or []:
-            proto = str(port.get("protocol") or "TCP").lower()
-            sp = ServicePort(
-                namespace=ns,
-                name=name,
-                port_name=port.get("name") or "",
-                protocol=proto,
-                port=int(port["port"]),
-                cluster_ip=ip,
-                node_port=int(port.get("nodePort") or 0) if svc_type in ("NodePort", "LoadBalancer") else 0,
-                lb_ips=list(lb_ips),
-                external_ips=[e for e in spec.get("externalIPs") or [] if _is_ipv4(e)],
-                external_local=spec.get("externalTrafficPolicy") == "Local" and svc_type in ("NodePort", "LoadBalancer"),
-                internal_local=spec.get("internalTrafficPolicy") == "Local",
-                affinity_timeout=affinity,
-                health_check_node_port=int(spec.get("healthCheckNodePort") or 0),
-            )
-            sp.endpoints = _endpoints_for(sp, by_service.get((ns, name), []))
-            result.append(sp)
+
+
+def service_ports(services: Iterable[Obj], slices: Iterable[Obj]) -> list[ServicePort]:
+    """Every proxied (service, port) with its endpoints; headless and ExternalName yield none."""
+    by_service = _slices_by_service(slices)
+    result: list[ServicePort] = []
+    for svc in _oldest_first(services):
+        meta = svc.get("metadata") or {}
+        result += ports_of(svc, by_service.get((meta.get("namespace", ""), meta.get("name", "")), []))
+    return result
+
+
+class PortsCache:
+    """``service_ports`` that re-reads only services whose object or slices changed
+    (by resourceVersion); most syncs touch a handful of services out of thousands."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], tuple[tuple[Any, ...], list[ServicePort]]] = {}
+
+    def ports(self, services: Iterable[Obj], slices: Iterable[Obj]) -> list[ServicePort]:
+        by_service = _slices_by_service(slices)
+        fresh: dict[tuple[str, str], tuple[tuple[Any, ...], list[ServicePort]]] = {}
+        result: list[ServicePort] = []
+        for svc in _oldest_first(services):
+            meta = svc.get("metadata") or {}
+            key = (meta.get("namespace", ""), meta.get("name", ""))
+            own = by_service.get(key, [])
+            versions = [meta.get("resourceVersion")] + [(s.get("metadata") or {}).get("resourceVersion") for s in own]
+            stamp = (str(meta.get("uid")), *sorted(str(v) for v in versions))
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == stamp and all(versions):
+                ports = hit[1]
+            else:
+                ports = ports_of(svc, own)
+            fresh[key] = (stamp, ports)
+            result += ports
+        self._cache = fresh
+        return result
+
+
+def ports_of(svc: Obj, slices: list[Obj]) -> list[ServicePort]:
+    """The proxied ports of one service with their endpoints from its slices."""
+    result: list[ServicePort] = []
+    meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+    ip = spec.get("clusterIP")
+    if spec.get("type") == "ExternalName" or not _is_ipv4(ip):
+        return result
+    ns, name = meta.get("namespace", ""), meta.get("name", "")
+    svc_type = spec.get("type", "ClusterIP")
+    lb_ips: list[str] = []
+    if svc_type == "LoadBalancer":
+        ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        lb_ips = [i["ip"] for i in ingress if _is_ipv4(i.get("ip"))]
+    affinity = 0
+    if spec.get("sessionAffinity") == "ClientIP":
+        cfg = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {})
+        affinity = int(cfg.get("timeoutSeconds") or AFFINITY_DEFAULT_TIMEOUT)
+    for port in spec.get("ports") or []:
+        proto = str(port.get("protocol") or "TCP").lower()
+        sp = ServicePort(
+            namespace=ns,
+            name=name,
+            port_name=port.get("name") or "",
+            protocol=proto,
+            port=int(port["port"]),
+            cluster_ip=ip,
+            node_port=int(port.get("nodePort") or 0) if svc_type in ("NodePort", "LoadBalancer") else 0,
+            lb_ips=list(lb_ips),
+            external_ips=[e for e in spec.get("externalIPs") or [] if _is_ipv4(e)],
+            external_local=spec.get("externalTrafficPolicy") == "Local" and svc_type in ("NodePort", "LoadBalancer"),
+            internal_local=spec.get("internalTrafficPolicy") == "Local",
+            affinity_timeout=affinity,
+            health_check_node_port=int(spec.get("healthCheckNodePort") or 0),
+        )
+        sp.endpoints = _endpoints_for(sp, slices)
+        result.append(sp)
     return result
 
 

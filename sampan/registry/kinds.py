@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sampan.api import crdschema, fieldsets
+from sampan.api.qos import pod_qos_class
 from sampan.api.selectors import FieldSelector
 from sampan.apiserver.resources import ResourceInfo
 from sampan.registry.default_tolerations import DEFAULT_SECONDS as DEFAULT_TOLERATION_SECONDS
@@ -20,7 +21,7 @@ class PodStrategy(Strategy):
     toleration_seconds: tuple[int, int] = (DEFAULT_TOLERATION_SECONDS, DEFAULT_TOLERATION_SECONDS)
 
     def prepare_for_create(self, obj: Obj) -> None:
-        obj["status"] = {"phase": "Pending", "qosClass": _qos_class(obj.get("spec") or {})}
+        obj["status"] = {"phase": "Pending", "qosClass": pod_qos_class(obj.get("spec") or {})}
         add_default_tolerations(obj, *self.toleration_seconds)
 
     def grace_period(self, obj: Obj, requested: int | None) -> int:
@@ -32,24 +33,6 @@ class PodStrategy(Strategy):
             return max(0, requested)
         grace = spec.get("terminationGracePeriodSeconds")
         return DEFAULT_POD_GRACE if grace is None else max(0, int(grace))
-
-
-def _qos_class(spec: dict[str, Any]) -> str:
-    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
-    requests_any = limits_all = False
-    guaranteed = bool(containers)
-    for c in containers:
-        res = c.get("resources") or {}
-        req, lim = res.get("requests") or {}, res.get("limits") or {}
-        if req or lim:
-            requests_any = True
-        for name in ("cpu", "memory"):
-            if name not in lim or (name in req and str(req[name]) != str(lim[name])):
-                guaranteed = False
-        limits_all = limits_all or bool(lim)
-    if guaranteed:
-        return "Guaranteed"
-    return "Burstable" if requests_any or limits_all else "BestEffort"
 
 
 class NamespaceStrategy(Strategy):

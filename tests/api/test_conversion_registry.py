@@ -4,7 +4,6 @@ selectors, watches, updates and apply through either version see the same object
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
 
 import pytest
 
@@ -12,18 +11,6 @@ from sampan.api import errors
 from sampan.registry.hooks import PATCH_APPLY, PATCH_MERGE
 from sampan.registry.options import ListOptions, WriteOptions
 from sampan.registry.registry import Registry
-from sampan.server import bootstrap
-from sampan.store.memory import MemoryStore
-
-
-@pytest.fixture
-async def registry() -> AsyncIterator[Registry]:
-    store = MemoryStore()
-    await store.start()
-    reg = Registry(store, bookmark_interval=0.2)
-    await bootstrap(reg)
-    yield reg
-    await store.close()
 
 
 def _opts(manager: str = "test") -> WriteOptions:
@@ -111,20 +98,24 @@ async def test_updates_and_watch_through_the_other_version(registry: Registry) -
     await watch.aclose()
 
 
+def _hpa_v1(name: str, max_replicas: int, cpu: int) -> dict:
+    """An autoscaling/v1 HPA of the Deployment of the same name."""
+    return {
+        "apiVersion": "autoscaling/v1",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "maxReplicas": max_replicas,
+            "targetCPUUtilizationPercentage": cpu,
+        },
+    }
+
+
 async def test_hpa_v1_and_v2_share_storage(registry: Registry) -> None:
     v1 = registry.must("autoscaling", "v1", "horizontalpodautoscalers")
     v2 = registry.must("autoscaling", "v2", "horizontalpodautoscalers")
-    body = {
-        "apiVersion": "autoscaling/v1",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "web", "namespace": "default"},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-            "maxReplicas": 5,
-            "targetCPUUtilizationPercentage": 60,
-        },
-    }
-    created = await v1.create("default", body, _opts())
+    created = await v1.create("default", _hpa_v1("web", 5, 60), _opts())
     assert created["spec"]["targetCPUUtilizationPercentage"] == 60
     got = await v2.get("default", "web")
     assert got["spec"]["metrics"] == [
@@ -155,16 +146,7 @@ async def test_hpa_v1_and_v2_share_storage(registry: Registry) -> None:
 async def test_apply_through_v1_records_v1_manager(registry: Registry) -> None:
     v1 = registry.must("autoscaling", "v1", "horizontalpodautoscalers")
     v2 = registry.must("autoscaling", "v2", "horizontalpodautoscalers")
-    body = {
-        "apiVersion": "autoscaling/v1",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "api", "namespace": "default"},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
-            "maxReplicas": 3,
-            "targetCPUUtilizationPercentage": 50,
-        },
-    }
+    body = _hpa_v1("api", 3, 50)
     obj, created = await v1.patch("default", "api", PATCH_APPLY, body, _opts("applier"))
     assert created
     entries = obj["metadata"]["managedFields"]

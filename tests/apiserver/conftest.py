@@ -10,20 +10,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from sampan.apiserver.app import build_app
 from sampan.registry.registry import Registry
-from sampan.server import bootstrap
-from sampan.store.memory import MemoryStore
 
 
-@pytest.fixture
-async def registry() -> AsyncIterator[Registry]:
-    store = MemoryStore()
-    await store.start()
-    reg = Registry(store, bookmark_interval=0.2)
-    await bootstrap(reg)
-    yield reg
-    await store.close()
-
-
+# ``registry`` comes from tests/conftest.py; here ``client`` is the app's HTTP test client.
 @pytest.fixture
 async def client(registry: Registry) -> AsyncIterator[TestClient]:
     async with TestClient(TestServer(build_app(registry), handler_cancellation=True)) as c:

@@ -18,7 +18,6 @@ from tests.apiserver.test_crds import (  # noqa: F401  (fixtures)
     _established,
     controller,
     eventually,
-    registry,
     widget_crd,
 )
 

@@ -3,7 +3,6 @@ CRD validation, over a real registry on the memory store."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from typing import Any, AsyncIterator
 
@@ -17,9 +16,8 @@ from sampan.client.interface import ResourceRef
 from sampan.apiserver.negotiation import DISCOVERY_V2
 from sampan.client.local import LocalClient
 from sampan.registry.registry import Registry
-from sampan.server import bootstrap
-from sampan.store.memory import MemoryStore
 from tests.apiserver.conftest import call
+from tests.harness import eventually
 
 
 def widget_crd(plural: str = "widgets", kind: str = "Widget", group: str = "example.com", **names: Any) -> dict:
@@ -129,34 +127,11 @@ def test_desired_status_keeps_transition_times() -> None:
 
 
 @pytest.fixture
-async def registry() -> AsyncIterator[Registry]:
-    store = MemoryStore()
-    await store.start()
-    reg = Registry(store, bookmark_interval=0.2)
-    await bootstrap(reg)
-    yield reg
-    await store.close()
-
-
-@pytest.fixture
 async def controller(registry: Registry) -> AsyncIterator[crds.CRDController]:
     ctl = crds.CRDController(registry)
     await ctl.start()
     yield ctl
     await ctl.stop()
-
-
-async def eventually(check: Any, timeout: float = 10.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 def established(crd: dict) -> bool:

@@ -3,9 +3,7 @@ client, exactly as the server runs them (same admission, validation and defaulti
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import pytest
 
@@ -13,24 +11,7 @@ from sampan.client.local import LocalClient
 from sampan.controllers.base import ControllerOptions
 from sampan.controllers.manager import ControllerManager
 from sampan.registry.registry import Registry
-from sampan.server import bootstrap
-from sampan.store.memory import MemoryStore
-
-
-@pytest.fixture
-async def registry() -> AsyncIterator[Registry]:
-    store = MemoryStore()
-    await store.start()
-    reg = Registry(store, bookmark_interval=0.2)
-    await bootstrap(reg)
-    yield reg
-    await store.close()
-
-
-@pytest.fixture
-def client(registry: Registry) -> LocalClient:
-    return LocalClient(registry, field_manager="test")
-
+from tests.harness import eventually  # noqa: F401 - re-exported for the tests
 
 StartControllers = Callable[..., Awaitable[ControllerManager]]
 
@@ -51,17 +32,3 @@ async def start_controllers(registry: Registry) -> AsyncIterator[StartController
         await manager.stop()
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Polls ``check`` until it returns something truthy without raising; returns that value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: BaseException | None = None
-    while True:
-        try:
-            result = await check()
-            if result:
-                return result
-        except AssertionError as exc:
-            last = exc
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s") from last
-        await asyncio.sleep(interval)

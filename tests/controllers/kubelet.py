@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sampan.client.interface import PODS, Client, is_conflict, is_not_found
+from sampan.controllers.daemonset import node_of
 
 Obj = dict[str, Any]
 
@@ -83,15 +84,7 @@ async def mark_running(client: Client, pod: Obj, node: str = "node-1", ready: bo
 
 def target_node(pod: Obj) -> str | None:
     """The node a pod is bound to, or the one its affinity pins it to (DaemonSet pods)."""
-    spec = pod.get("spec") or {}
-    if spec.get("nodeName"):
-        return str(spec["nodeName"])
-    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {}
-    for term in required.get("nodeSelectorTerms") or ():
-        for field in term.get("matchFields") or ():
-            if field.get("key") == "metadata.name" and field.get("operator") == "In" and field.get("values"):
-                return str(field["values"][0])
-    return None
+    return node_of(pod)
 
 
 class FakeKubelet:

@@ -3,12 +3,14 @@ kubectl runner bound to its kubeconfig."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -33,6 +35,24 @@ class Cluster:
 
     def stop(self) -> None:
         stop_process(self.proc)
+
+
+def get_json(cluster: Cluster, *args: str) -> Any:
+    """``kubectl get ARGS -o json``, parsed."""
+    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
+    """Polls ``check`` until it returns something truthy; returns that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            name = getattr(check, "__name__", "check")
+            raise AssertionError(f"condition not met within {timeout} s: {name}")
+        time.sleep(interval)
 
 
 def start_process(args: list[str], ready_word: str = "ready", timeout: float = 60) -> tuple[subprocess.Popen[str], list[str]]:

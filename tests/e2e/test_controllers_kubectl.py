@@ -5,29 +5,13 @@ kubelet by patching pod status."""
 from __future__ import annotations
 
 import json
-import time
-from typing import Any, Callable
 
 import pytest
 
-from tests.e2e.cluster import Cluster, cluster, needs_kubectl  # noqa: F401
+from tests.e2e.cluster import Cluster, cluster, get_json, needs_kubectl  # noqa: F401
+from tests.e2e.cluster import wait_for as poll
 
 pytestmark = needs_kubectl
-
-
-def poll(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.2)
-
-
-def get_json(c: Cluster, *args: str) -> dict:
-    return json.loads(c.kubectl("get", *args, "-o", "json").stdout)
 
 
 def missing(c: Cluster, *args: str) -> bool:

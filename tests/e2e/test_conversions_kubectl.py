@@ -6,29 +6,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import time
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
-from tests.e2e.cluster import Cluster, cluster, needs_kubectl  # noqa: F401
+from tests.e2e.cluster import Cluster, cluster, get_json, needs_kubectl  # noqa: F401
+from tests.e2e.cluster import wait_for as poll
 
 pytestmark = needs_kubectl
-
-
-def poll(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.2)
-
-
-def get_json(c: Cluster, *args: str) -> Any:
-    return json.loads(c.kubectl("get", *args, "-o", "json").stdout)
 
 
 def _now() -> str:

@@ -12,13 +12,13 @@ import ipaddress
 import json
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.e2e.cluster import KUBECTL, Cluster, needs_kubectl, start_cluster, start_process, stop_process
+from tests.e2e.cluster import KUBECTL, Cluster, get_json, needs_kubectl, start_cluster, start_process, stop_process
+from tests.e2e.cluster import wait_for
 
 pytestmark = needs_kubectl
 
@@ -51,21 +51,6 @@ def agent(cluster: Cluster) -> Iterator[Agent]:
         yield Agent(proc, output)
     finally:
         stop_process(proc)
-
-
-def wait_for(check: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {check.__name__}")
-        time.sleep(interval)
-
-
-def get_json(cluster: Cluster, *args: str) -> Any:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
 
 
 def apply_pod(cluster: Cluster, name: str, node: str, **labels: str) -> None:

@@ -35,7 +35,8 @@ IMAGE = "busybox:e2e"
 
 def server_args(data: Path) -> list[str]:
     return ["server", "--data-dir", str(data), "--datastore", "sqlite", "--port", "0", "--node-name", NODE,
-            "--runtime", "oci", "--cluster-cidr", "198.18.0.0/16", "--service-cidr", "198.19.0.0/16"]
+            "--runtime", "oci", "--cluster-cidr", "198.18.0.0/16", "--service-cidr", "198.19.0.0/16",
+            "--disable", "ingress", "--disable", "servicelb"]  # ports 80/443 stay free for other tests
 
 
 def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5) -> Any:
@@ -61,13 +62,11 @@ def _kill_leftovers(data: Path) -> None:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if str(data).encode() in cmd and b"sampan.node.runtimes.shim" in cmd:
-            with_children = [int(pid)]
-            for p in with_children:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
+        if str(data).encode() in cmd and int(pid) != os.getpid():  # monitors, shims, helpers of this node
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
     runc_root = "/run/sampan/runc"
     listed = subprocess.run(["runc", "--root", runc_root, "list", "-q"], capture_output=True, text=True)
     for cid in listed.stdout.split():
@@ -297,3 +296,12 @@ def test_server_kill9_keeps_containers(real: Real) -> None:
     after = real.running_ready("web")
     assert {c["name"]: c["containerID"] for c in after["status"]["containerStatuses"]} == ids
     assert all(c["restartCount"] == 0 for c in after["status"]["containerStatuses"])
+
+
+def test_host_network_pod(real: Real) -> None:
+    real.apply(pod("hostnet", [box("c", "exec sleep 100000")], hostNetwork=True))
+    p = real.running_ready("hostnet")
+    assert p["status"]["podIP"] == p["status"]["hostIP"]
+    hosts = real.kubectl("exec", "hostnet", "--", "cat", "/etc/hosts").stdout
+    assert hosts == Path("/etc/hosts").read_text()
+    real.kubectl("delete", "pod", "hostnet", "--grace-period=1")

@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 
-from tests.e2e.cluster import Cluster, cluster, needs_kubectl  # noqa: F401 (fixture)
+from tests.e2e.cluster import Cluster, cluster, needs_kubectl, wait_for  # noqa: F401 (fixture)
 
 pytestmark = needs_kubectl
-
-
-def wait_for(check, timeout: float = 20.0):  # type: ignore[no-untyped-def]
-    """Polls ``check`` until it returns something truthy; returns that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.2)
 
 
 def play_kubelet(cluster: Cluster, pod: str, ip: str, namespace: str = "default") -> None:

@@ -3,16 +3,15 @@ a stand-in kubelet (over HTTP, in a thread) schedules pods and reports them Runn
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.controllers.kubelet import FakeKubelet, KubeletThread
-from tests.e2e.cluster import Cluster, cluster, needs_kubectl, start_cluster, start_process, stop_process  # noqa: F401
+from tests.e2e.cluster import Cluster, cluster, get_json, needs_kubectl, start_cluster, start_process, stop_process  # noqa: F401
+from tests.e2e.cluster import wait_for
 
 pytestmark = needs_kubectl
 
@@ -21,21 +20,6 @@ pytestmark = needs_kubectl
 def kubelet(cluster: Cluster) -> Iterator[FakeKubelet]:  # noqa: F811
     with KubeletThread(str(cluster.kubeconfig)) as running:
         yield running
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.1)
-
-
-def get_json(cluster: Cluster, *args: str) -> dict:  # noqa: F811
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
 
 
 def rollout_status(cluster: Cluster, what: str) -> str:  # noqa: F811

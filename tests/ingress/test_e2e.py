@@ -25,8 +25,8 @@ from sampan.client.interface import ENDPOINTSLICES, SECRETS, SERVICES
 from sampan.ingress import IngressController
 from sampan.ingress.controller import INGRESSCLASSES, INGRESSES
 from sampan.ingress.nginx import nginx_binary, self_signed_pem
-from sampan.server import RunningServer, ServerOptions, start_server
-from tests.controllers.conftest import eventually
+from sampan.server import RunningServer
+from tests.harness import api_server, eventually, http_client
 
 Obj = dict[str, Any]
 DATA_PATHS = ["nginx", "inprocess"]
@@ -53,18 +53,14 @@ async def backend_app(name: str) -> tuple[web.AppRunner, int]:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    running = await start_server(
-        ServerOptions(data_dir=tmp_path / "server", port=0, datastore="memory", controllers=[], scheduler=False)
-    )
-    yield running
-    await running.stop()
+    async with api_server(tmp_path / "server") as running:
+        yield running
 
 
 @pytest.fixture
 async def client(server: RunningServer) -> AsyncIterator[HttpClient]:
-    c = HttpClient.from_kubeconfig(server.kubeconfig)
-    yield c
-    await c.close()
+    async with http_client(server) as c:
+        yield c
 
 
 @pytest.fixture

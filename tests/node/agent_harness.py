@@ -1,9 +1,8 @@
-"""The agent test harness: an in-process registry, a LocalClient, and a NodeAgent over the
+"""The agent test harness: a NodeAgent (on the ``client`` of tests/conftest.py) over the
 fakes (runtime, images, network, cgroups) from fakes.py."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -12,40 +11,13 @@ import pytest
 
 from sampan.client.local import LocalClient
 from sampan.node.agent import NodeAgent
-from sampan.registry.registry import Registry
-from sampan.server import bootstrap
-from sampan.store.memory import MemoryStore
+from tests.harness import eventually as shared_eventually
 from tests.node.fakes import FakeCgroups, FakeImages, FakeNetwork, FakeRuntime
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: BaseException | None = None
-    while True:
-        try:
-            result = await check()
-            if result:
-                return result
-        except (AssertionError, KeyError, IndexError, TypeError) as exc:
-            last = exc
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s") from last
-        await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def registry() -> AsyncIterator[Registry]:
-    store = MemoryStore()
-    await store.start()
-    reg = Registry(store, bookmark_interval=0.2)
-    await bootstrap(reg)
-    yield reg
-    await store.close()
-
-
-@pytest.fixture
-def client(registry: Registry) -> LocalClient:
-    return LocalClient(registry, field_manager="test")
+    # Agent checks dig into status dicts that fill in over time, so lookups may fail meanwhile.
+    return await shared_eventually(check, timeout, 0.05, (AssertionError, KeyError, IndexError, TypeError))
 
 
 class Harness:

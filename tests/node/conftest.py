@@ -1,5 +1,5 @@
 """Fixtures of the node agent tests (see agent_harness.py)."""
 
-from tests.node.agent_harness import client, harness, registry
+from tests.node.agent_harness import harness
 
-__all__ = ["client", "harness", "registry"]
+__all__ = ["harness"]

@@ -42,7 +42,7 @@ class FakeRuntime:
         if config.pod_uid not in self.sandboxes:
             raise RuntimeError_("no sandbox")
         now = time.time()
-        state = ContainerState(config.id, config.pod_uid, config.name, "running", pid=1000 + len(self.started),
+        state = ContainerState(config.id, config.pod_uid, config.name, "running", pid=None,
                                started_at=now, labels=dict(config.labels))
         args = config.args
         if args[:1] == ["exit"]:

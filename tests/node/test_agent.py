@@ -191,3 +191,16 @@ async def test_finished_pod_stays_finished_after_restart(harness: Harness, clien
     assert after["status"]["phase"] == "Succeeded"
     assert after["status"]["containerStatuses"] == before["status"]["containerStatuses"]
     assert len(harness.runtime.started) == 1
+
+
+async def test_pull_events(harness: Harness, client: LocalClient) -> None:
+    await harness.start()
+    spec = [{"name": "c", "image": "busybox:latest"}]  # :latest means imagePullPolicy Always
+    await client.create(PODS, pod("pulled", containers=spec), "default")
+    await running(client, "pulled")
+    assert harness.images.pulls == ["docker.io/library/busybox:latest"]
+    events = (await client.list(EVENTS, "default"))["items"]
+    messages = [e["message"] for e in events if e["involvedObject"].get("name") == "pulled"]
+    assert 'Pulling image "busybox:latest"' in messages
+    assert any(m.startswith('Successfully pulled image "busybox:latest" in ') and "Image size: 1000 bytes." in m
+               for m in messages)

@@ -139,7 +139,9 @@ def test_cli_agent_joins_with_token(tmp_path: Path) -> None:
                                capture_output=True, text=True, check=True).stdout.strip()
         url = next(line.split(" at ")[1].split()[0] for line in cluster.output if " ready at " in line)
         agent, output = start_process(["agent", "--server", url, "--token", token, "--node-name", "cli-node",
-                                       "--data-dir", str(tmp_path / "node"), "--runtime", "raw"])
+                                       "--data-dir", str(tmp_path / "node"), "--runtime", "raw",
+                                       # no proxy/DNS/NetworkPolicy: they would program this host's network
+                                       "--disable", "kube-proxy", "--disable", "network-policy", "--disable", "coredns"])
         assert "joined" in "".join(output)
         node = json.loads(cluster.kubectl("get", "node", "cli-node", "-o", "json").stdout)
         ready = {c["type"]: c for c in node["status"]["conditions"]}["Ready"]

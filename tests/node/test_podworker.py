@@ -202,3 +202,16 @@ async def test_image_change_restarts_container(harness: Harness, client: LocalCl
 
     cs = await eventually(updated)
     assert cs["restartCount"] == 1 and len(harness.runtime.started) == 2
+
+
+def test_readiness_gates_and_foreign_conditions() -> None:
+    p = pod("gated", readinessGates=[{"conditionType": "example.com/ok"}])
+    p["status"] = {"conditions": [{"type": "PodScheduled", "status": "True"}]}
+    status = build_status(p, PodView("10.0.0.1", sandbox_ready=True), [], [running()], True)
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "ReadinessGatesNotReady"
+    assert ready["message"] == 'corresponding condition of pod readiness gate "example.com/ok" does not exist.'
+    p["status"]["conditions"].append({"type": "example.com/ok", "status": "True"})
+    status = build_status(p, PodView("10.0.0.1", sandbox_ready=True), [], [running()], True)
+    conds = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conds["Ready"] == "True" and conds["example.com/ok"] == "True"  # the gate's own condition is kept

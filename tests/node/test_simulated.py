@@ -16,24 +16,20 @@ from sampan.client.http import HttpClient
 from sampan.client.interface import LEASES, NODES, PODS, is_not_found
 from sampan.node.simulated import SimulatedAgent, SimulatedOptions, pod_cidr_for
 from sampan.node.simulated_pods import PodAddresses, PodRecord, normalized_image, parse_duration, running_status
-from sampan.server import RunningServer, ServerOptions, start_server
-from tests.controllers.conftest import eventually
+from sampan.server import RunningServer
+from tests.harness import api_server, eventually, http_client
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    running = await start_server(
-        ServerOptions(data_dir=tmp_path, port=0, datastore="memory", controllers=[], scheduler=False)
-    )
-    yield running
-    await running.stop()
+    async with api_server(tmp_path) as running:
+        yield running
 
 
 @pytest.fixture
 async def client(server: RunningServer) -> AsyncIterator[HttpClient]:
-    http = HttpClient.from_kubeconfig(server.kubeconfig)
-    yield http
-    await http.close()
+    async with http_client(server) as http:
+        yield http
 
 
 @pytest.fixture

@@ -75,20 +75,6 @@ def sample_records() -> ClusterRecords:
     return ClusterRecords(*caches(sample_objects()))
 
 
-async def eventually(check: Any, timeout: float = 10.0) -> Any:
-    """Polls the async ``check`` until it returns something truthy; returns that value."""
-    import asyncio
-
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last: {result!r})")
-        await asyncio.sleep(0.02)
-
-
 class FakeUpstream:
     """A stand-in for the host's resolver on 127.0.0.x: answers ``names`` (name -> address),
     NXDOMAIN otherwise, over UDP and TCP; records what it was asked."""

@@ -45,6 +45,7 @@ class TestNet:
     prefix: str = field(default_factory=lambda: f"spx{secrets.token_hex(3)}")
     node_ip: str = "198.18.0.1"
     pods: list[Pod] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
     workdir: Path | None = None
 
     @property
@@ -64,8 +65,10 @@ class TestNet:
     def add_pod(self, index: int, serve: bool = True) -> Pod:
         name = f"{self.prefix}-p{index}"
         ip = f"198.18.0.{index + 10}"
+        self.pods.append(Pod(name, name, ip))  # registered first so close() removes it
         sh("ip", "netns", "add", name)
         host_if, pod_if = f"{self.prefix}h{index}", f"{self.prefix}c{index}"
+        self.links.append(host_if)
         sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", pod_if)
         sh("ip", "link", "set", host_if, "netns", self.node_ns)
         sh("ip", "link", "set", pod_if, "netns", name)
@@ -80,7 +83,7 @@ class TestNet:
         sh(*pod, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
         sh(*pod, "ip", "link", "set", "eth0", "up")
         sh(*pod, "ip", "route", "add", "default", "via", self.node_ip)
-        p = Pod(name, name, ip)
+        p = self.pods[-1]
         if serve:
             assert self.workdir is not None
             root = self.workdir / name
@@ -91,7 +94,6 @@ class TestNet:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        self.pods.append(p)
         return p
 
     def close(self) -> None:
@@ -101,6 +103,9 @@ class TestNet:
                 p.proc.wait()
             sh("ip", "netns", "del", p.netns, check=False)
         sh("ip", "netns", "del", self.node_ns, check=False)
+        for link in self.links:  # only left in the host netns when setup failed half-way
+            if sh("ip", "link", "show", link, check=False).returncode == 0:
+                sh("ip", "link", "del", link, check=False)
 
 
 async def curl(netns: str, url: str, timeout: float = 3.0) -> tuple[int, str]:

@@ -16,9 +16,7 @@ import pytest
 from sampan.client.interface import ENDPOINTSLICES, SERVICES
 from sampan.client.local import LocalClient
 from sampan.proxy.dns import ClusterDNS, pod_resolv_conf
-from sampan.registry.registry import Registry
-from sampan.server import bootstrap
-from sampan.store.memory import MemoryStore
+from tests.harness import memory_registry
 from tests.node import busybox
 from tests.proxy.dns_fixtures import FakeUpstream, ep, eps, svc
 
@@ -63,41 +61,37 @@ async def netns() -> AsyncIterator[tuple[str, str]]:
 
 async def test_nslookup_in_netns(netns: tuple[str, str]) -> None:
     name, host_ip = netns
-    store = MemoryStore()
-    await store.start()
     upstream = FakeUpstream({"example.com": "198.18.200.1"})
     await upstream.start()
     server: ClusterDNS | None = None
-    try:
-        reg = Registry(store, bookmark_interval=0.2, service_cidr="198.19.0.0/16")
-        await bootstrap(reg)
-        client = LocalClient(reg, field_manager="test")
-        await client.create(SERVICES, svc("web", cluster_ip="198.19.0.20"), "default")
-        await client.create(SERVICES, svc("db", cluster_ip="None"), "default")
-        await client.create(ENDPOINTSLICES, eps("db", [ep("198.18.0.7", hostname="db-0")]), "default")
-        server = ClusterDNS(client, host_ip, port=53, upstreams=[(upstream.host, upstream.port)])
-        await server.start()
-        # ip netns exec bind-mounts /etc/netns/<name>/resolv.conf over /etc/resolv.conf
-        conf = pod_resolv_conf({"metadata": {"namespace": "default"}, "spec": {}}, host_ip, "cluster.local", "")
-        (Path("/etc/netns") / name).mkdir(parents=True, exist_ok=True)
-        (Path("/etc/netns") / name / "resolv.conf").write_text(conf)
+    async with memory_registry(service_cidr="198.19.0.0/16") as reg:
+        try:
+            client = LocalClient(reg, field_manager="test")
+            await client.create(SERVICES, svc("web", cluster_ip="198.19.0.20"), "default")
+            await client.create(SERVICES, svc("db", cluster_ip="None"), "default")
+            await client.create(ENDPOINTSLICES, eps("db", [ep("198.18.0.7", hostname="db-0")]), "default")
+            server = ClusterDNS(client, host_ip, port=53, upstreams=[(upstream.host, upstream.port)])
+            await server.start()
+            # ip netns exec bind-mounts /etc/netns/<name>/resolv.conf over /etc/resolv.conf
+            conf = pod_resolv_conf({"metadata": {"namespace": "default"}, "spec": {}}, host_ip, "cluster.local", "")
+            (Path("/etc/netns") / name).mkdir(parents=True, exist_ok=True)
+            (Path("/etc/netns") / name / "resolv.conf").write_text(conf)
 
-        out = await run("ip", "netns", "exec", name, "/bin/busybox", "nslookup", "web.default.svc.cluster.local", host_ip)
-        assert "198.19.0.20" in out
-        out = await run("ip", "netns", "exec", name, "/bin/busybox", "nslookup", "db-0.db.default.svc.cluster.local")
-        assert "198.18.0.7" in out
-        # a short name through the search list of the pod's resolv.conf
-        # (busybox asks every search domain and exits 1 when some answer NXDOMAIN)
-        out = await run("ip", "netns", "exec", name, "/bin/busybox", "nslookup", "web", check=False)
-        assert "web.default.svc.cluster.local\nAddress: 198.19.0.20" in out
-        out = await run("ip", "netns", "exec", name, "/bin/busybox", "nslookup", "198.19.0.20")
-        assert "web.default.svc.cluster.local" in out
-        out = await run("ip", "netns", "exec", name, "/bin/busybox", "nslookup", "example.com")
-        assert "198.18.200.1" in out
-        out = await run("ip", "netns", "exec", name, "/bin/busybox", "nslookup", "nope.default.svc.cluster.local", check=False)
-        assert "NXDOMAIN" in out
-    finally:
-        if server is not None:
-            await server.stop()
-        await upstream.stop()
-        await store.close()
+            out = await run("ip", "netns", "exec", name, "/bin/busybox", "nslookup", "web.default.svc.cluster.local", host_ip)
+            assert "198.19.0.20" in out
+            out = await run("ip", "netns", "exec", name, "/bin/busybox", "nslookup", "db-0.db.default.svc.cluster.local")
+            assert "198.18.0.7" in out
+            # a short name through the search list of the pod's resolv.conf
+            # (busybox asks every search domain and exits 1 when some answer NXDOMAIN)
+            out = await run("ip", "netns", "exec", name, "/bin/busybox", "nslookup", "web", check=False)
+            assert "web.default.svc.cluster.local\nAddress: 198.19.0.20" in out
+            out = await run("ip", "netns", "exec", name, "/bin/busybox", "nslookup", "198.19.0.20")
+            assert "web.default.svc.cluster.local" in out
+            out = await run("ip", "netns", "exec", name, "/bin/busybox", "nslookup", "example.com")
+            assert "198.18.200.1" in out
+            out = await run("ip", "netns", "exec", name, "/bin/busybox", "nslookup", "nope.default.svc.cluster.local", check=False)
+            assert "NXDOMAIN" in out
+        finally:
+            if server is not None:
+                await server.stop()
+            await upstream.stop()

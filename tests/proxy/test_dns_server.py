@@ -17,20 +17,14 @@ from sampan.client.interface import ENDPOINTSLICES, PODS, SERVICES
 from sampan.client.local import LocalClient
 from sampan.proxy.dns import ClusterDNS, DNSHandler, _dns_view
 from sampan.proxy.dns_wire import Forwarder
-from sampan.registry.registry import Registry
-from sampan.server import bootstrap
-from sampan.store.memory import MemoryStore
-from tests.proxy.dns_fixtures import FakeUpstream, ep, eps, eventually, svc
+from tests.harness import eventually, memory_registry
+from tests.proxy.dns_fixtures import FakeUpstream, ep, eps, svc
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[LocalClient]:
-    store = MemoryStore()
-    await store.start()
-    reg = Registry(store, bookmark_interval=0.2, service_cidr="198.19.0.0/16")
-    await bootstrap(reg)
-    yield LocalClient(reg, field_manager="test")
-    await store.close()
+    async with memory_registry(service_cidr="198.19.0.0/16") as reg:
+        yield LocalClient(reg, field_manager="test")
 
 
 @pytest.fixture

@@ -14,20 +14,15 @@ from sampan.controllers.base import ControllerOptions
 from sampan.controllers.manager import ControllerManager
 from sampan.proxy.dns_service import dns_cluster_ip, ensure_dns_service
 from sampan.registry.registry import Registry
-from sampan.server import bootstrap
-from sampan.store.memory import MemoryStore
+from tests.harness import memory_registry
 
 CIDR = "198.19.0.0/16"
 
 
 @pytest.fixture
 async def registry() -> AsyncIterator[Registry]:
-    store = MemoryStore()
-    await store.start()
-    reg = Registry(store, bookmark_interval=0.2, service_cidr=CIDR)
-    await bootstrap(reg)
-    yield reg
-    await store.close()
+    async with memory_registry(service_cidr=CIDR) as reg:
+        yield reg
 
 
 def test_cluster_ip_is_tenth_address() -> None:

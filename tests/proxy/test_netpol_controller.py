@@ -4,7 +4,6 @@ replaced by a recorder here (the netns test runs the real thing)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -12,19 +11,7 @@ from sampan.client.interface import PODS
 from sampan.client.local import LocalClient
 from sampan.proxy import netpol
 from sampan.proxy.netpol import NETWORKPOLICIES, NetworkPolicyController
-from sampan.registry.registry import Registry
-from sampan.server import bootstrap
-from sampan.store.memory import MemoryStore
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[LocalClient]:
-    store = MemoryStore()
-    await store.start()
-    reg = Registry(store, bookmark_interval=0.2)
-    await bootstrap(reg)
-    yield LocalClient(reg, field_manager="test")
-    await store.close()
+from tests.harness import eventually
 
 
 class Recorder:
@@ -44,19 +31,6 @@ def nft(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     rec = Recorder()
     monkeypatch.setattr(netpol, "run_nft", rec)
     return rec
-
-
-async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def make_pod(client: LocalClient, name: str, ip: str, labels: dict[str, str], node: str = "n1") -> None:

@@ -20,6 +20,7 @@ from sampan.client.http import HttpClient
 from sampan.client.interface import NAMESPACES, PODS
 from sampan.proxy.netpol import NETWORKPOLICIES, NetworkPolicyController
 from sampan.server import ServerOptions, start_server
+from tests.harness import eventually as shared_eventually
 from tests.node import busybox
 
 pytestmark = pytest.mark.skipif(
@@ -41,16 +42,8 @@ async def run(*argv: str, check: bool = True) -> tuple[int, str]:
 
 
 async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
+    # Real packets through real namespaces: poll slower and wait longer than the default.
+    await shared_eventually(check, timeout, interval=0.1)
 
 
 @dataclass

@@ -251,3 +251,18 @@ def test_partial_sync_equals_full_replace_in_kernel() -> None:
         assert partial == _normalized(ns)
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_ports_cache_rereads_only_changed_services() -> None:
+    from sampan.proxy.rules import PortsCache
+    a, b = svc("a", ip="198.19.0.10"), svc("b", ip="198.19.0.11")
+    sa, sb = eps("a", ep("198.18.0.2")), eps("b", ep("198.18.0.3"))
+    for i, obj in enumerate((a, b, sa, sb)):
+        obj["metadata"]["resourceVersion"] = str(i + 1)
+    cache = PortsCache()
+    first = cache.ports([a, b], [sa, sb])
+    sb = {**sb, "metadata": {**sb["metadata"], "resourceVersion": "9"}, "endpoints": [ep("198.18.0.4")]}
+    second = cache.ports([a, b], [sa, sb])
+    assert second[0] is first[0]  # "a" unchanged: reused
+    assert [e.ip for e in second[1].endpoints] == ["198.18.0.4"]
+    assert cache.ports([a], [sa]) == [first[0]]  # deleted services drop out

@@ -3,7 +3,6 @@ through the in-process client (same admission and validation as the server)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -13,8 +12,7 @@ from sampan.client.interface import EVENTS, NODES, PODS
 from sampan.client.local import LocalClient
 from sampan.registry.registry import Registry
 from sampan.scheduler import Scheduler
-from sampan.server import bootstrap
-from sampan.store.memory import MemoryStore
+from tests.harness import eventually  # noqa: F401 - re-exported for the tests
 
 Obj = dict[str, Any]
 
@@ -75,21 +73,6 @@ def pod_obj(
 
 
 @pytest.fixture
-async def registry() -> AsyncIterator[Registry]:
-    store = MemoryStore()
-    await store.start()
-    reg = Registry(store, bookmark_interval=0.2)
-    await bootstrap(reg)
-    yield reg
-    await store.close()
-
-
-@pytest.fixture
-def client(registry: Registry) -> LocalClient:
-    return LocalClient(registry, field_manager="test")
-
-
-@pytest.fixture
 async def start_scheduler(registry: Registry) -> AsyncIterator[Callable[..., Awaitable[Scheduler]]]:
     started: list[Scheduler] = []
 
@@ -104,22 +87,6 @@ async def start_scheduler(registry: Registry) -> AsyncIterator[Callable[..., Awa
     yield start
     for sched in started:
         await sched.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Polls ``check`` until it returns something truthy without raising; returns that value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: BaseException | None = None
-    while True:
-        try:
-            result = await check()
-            if result:
-                return result
-        except AssertionError as exc:
-            last = exc
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s") from last
-        await asyncio.sleep(interval)
 
 
 async def create_nodes(client: LocalClient, *nodes: Obj) -> None:

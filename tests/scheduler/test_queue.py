@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sampan.scheduler.queue import SchedulingQueue
+from sampan.scheduler.queue import QueuedPod, SchedulingQueue
 
 from tests.scheduler.conftest import pod_obj
 
@@ -19,6 +19,19 @@ def queue(clock: Clock) -> SchedulingQueue:
     return SchedulingQueue(initial_backoff=1.0, max_backoff=10.0, max_unschedulable=300.0, clock=clock)
 
 
+def attempt(q: SchedulingQueue, name: str = "p") -> QueuedPod:
+    """Adds a pod and pops it again, as the start of a scheduling attempt does."""
+    q.add(pod_obj(name))
+    qp = q.pop_nowait()
+    assert qp is not None
+    return qp
+
+
+def rejected(q: SchedulingQueue, plugin: str, name: str = "p") -> None:
+    """A pod whose scheduling attempt ``plugin`` turned down: it waits as unschedulable."""
+    q.add_unschedulable(attempt(q, name), q.scheduling_cycle, {plugin})
+
+
 def test_priority_then_age() -> None:
     clock = Clock()
     q = queue(clock)
@@ -33,10 +46,7 @@ def test_priority_then_age() -> None:
 def test_unschedulable_waits_for_an_event_then_backs_off() -> None:
     clock = Clock()
     q = queue(clock)
-    q.add(pod_obj("p"))
-    qp = q.pop_nowait()
-    assert qp is not None
-    q.add_unschedulable(qp, q.scheduling_cycle, {"NodeResourcesFit"})
+    rejected(q, "NodeResourcesFit")
     assert "default/p" in q.unschedulable
     clock.now += 60
     q.flush_backoff()
@@ -48,10 +58,7 @@ def test_unschedulable_waits_for_an_event_then_backs_off() -> None:
 def test_event_during_backoff_goes_to_backoff_queue() -> None:
     clock = Clock()
     q = queue(clock)
-    q.add(pod_obj("p"))
-    qp = q.pop_nowait()
-    assert qp is not None
-    q.add_unschedulable(qp, q.scheduling_cycle, {"NodeResourcesFit"})
+    rejected(q, "NodeResourcesFit")
     q.move_all()
     assert q.backoff_count == 1 and q.pop_nowait() is None
     clock.now += 1.0
@@ -77,9 +84,7 @@ def test_backoff_doubles_and_is_capped() -> None:
 def test_event_while_in_flight_is_not_lost() -> None:
     clock = Clock()
     q = queue(clock)
-    q.add(pod_obj("p"))
-    qp = q.pop_nowait()
-    assert qp is not None
+    qp = attempt(q)
     cycle = q.scheduling_cycle
     q.move_all()  # e.g. a node was added while the pod was being scheduled
     q.add_unschedulable(qp, cycle, {"NodeResourcesFit"})
@@ -90,10 +95,7 @@ def test_move_only_pods_rejected_by_named_plugins() -> None:
     clock = Clock()
     q = queue(clock)
     for name, plugin in (("spread", "PodTopologySpread"), ("cpu", "NodeResourcesFit")):
-        q.add(pod_obj(name))
-        qp = q.pop_nowait()
-        assert qp is not None
-        q.add_unschedulable(qp, q.scheduling_cycle, {plugin})
+        rejected(q, plugin, name)
     assert q.move_all({"PodTopologySpread", "InterPodAffinity"}) == 1
     assert set(q.unschedulable) == {"default/cpu"}
 
@@ -101,10 +103,7 @@ def test_move_only_pods_rejected_by_named_plugins() -> None:
 def test_update_and_delete() -> None:
     clock = Clock()
     q = queue(clock)
-    q.add(pod_obj("p"))
-    qp = q.pop_nowait()
-    assert qp is not None
-    q.add_unschedulable(qp, q.scheduling_cycle, {"NodeAffinity"})
+    rejected(q, "NodeAffinity")
     # A changed spec may fit now: retried (after its backoff).
     q.update(pod_obj("p", nodeSelector={"disk": "ssd"}))
     assert "default/p" not in q.unschedulable and "default/p" in q
@@ -115,10 +114,7 @@ def test_update_and_delete() -> None:
 def test_pods_unschedulable_too_long_are_retried() -> None:
     clock = Clock()
     q = queue(clock)
-    q.add(pod_obj("p"))
-    qp = q.pop_nowait()
-    assert qp is not None
-    q.add_unschedulable(qp, q.scheduling_cycle, {"NodeAffinity"})
+    rejected(q, "NodeAffinity")
     clock.now += 299
     q.flush_unschedulable()
     assert "default/p" in q.unschedulable

@@ -45,9 +45,19 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-# -- metric specs: v2 <-> the v1 (annotation) shape --------------------------------------
-def _target(type_: str, value: Any = None, average_value: Any = None, utilization: Any = None) -> Obj:
-    out: Obj = {"type": type_}
+# -- metrics: v2 <-> the v1 (annotation) shape --------------------------------------------
+# A MetricSpec holds a "target" and a MetricStatus a "current"; v1 spells the same fields with
+# that word as prefix (targetAverageValue / currentAverageValue), so one pair of functions
+# converts both, given ``which`` ("target" or "current").
+def _amount(which: str, default_type: str, value: Any = None, average_value: Any = None, utilization: Any = None) -> Obj:
+    out: Obj = {}
+    if which == "target":
+        if utilization is not None:
+            out["type"] = "Utilization"
+        elif average_value is not None:
+            out["type"] = "AverageValue"
+        else:
+            out["type"] = "Value" if value is not None else default_type
     _set(out, "value", value)
     _set(out, "averageValue", average_value)
     _set(out, "averageUtilization", utilization)
@@ -60,164 +70,95 @@ def _metric(name: Any, selector: Any) -> Obj:
     return out
 
 
-def spec_v1_to_v2(m: Obj) -> Obj:
+def _metric_v1_to_v2(m: Obj, which: str) -> Obj:
     kind = m.get("type", "")
     out: Obj = {"type": kind}
     if kind in ("Resource", "ContainerResource"):
         src = _dict(m.get(_SOURCE_KEYS[kind]))
-        utilization = src.get("targetAverageUtilization")
         res: Obj = {"name": src.get("name", "")}
         if kind == "ContainerResource":
             res["container"] = src.get("container", "")
-        res["target"] = _target(
-            "Utilization" if utilization is not None else "AverageValue",
-            average_value=src.get("targetAverageValue"),
-            utilization=utilization,
+        res[which] = _amount(
+            which,
+            "AverageValue",
+            average_value=src.get(f"{which}AverageValue"),
+            utilization=src.get(f"{which}AverageUtilization"),
         )
         out[_SOURCE_KEYS[kind]] = res
     elif kind == "Pods":
         src = _dict(m.get("pods"))
         out["pods"] = {
             "metric": _metric(src.get("metricName"), src.get("selector")),
-            "target": _target("AverageValue", average_value=src.get("targetAverageValue")),
+            which: _amount(which, "AverageValue", average_value=src.get(f"{which}AverageValue")),
         }
     elif kind == "Object":
         src = _dict(m.get("object"))
-        average = src.get("averageValue")
         out["object"] = {
             "describedObject": copy.deepcopy(_dict(src.get("target"))),
             "metric": _metric(src.get("metricName"), src.get("selector")),
-            "target": _target(
-                "AverageValue" if average is not None else "Value", src.get("targetValue"), average
-            ),
+            which: _amount(which, "Value", src.get(f"{which}Value"), src.get("averageValue")),
         }
     elif kind == "External":
         src = _dict(m.get("external"))
-        average = src.get("targetAverageValue")
         out["external"] = {
             "metric": _metric(src.get("metricName"), src.get("metricSelector")),
-            "target": _target("AverageValue" if average is not None else "Value", src.get("targetValue"), average),
+            which: _amount(which, "Value", src.get(f"{which}Value"), src.get(f"{which}AverageValue")),
         }
     return out
+
+
+def _metric_v2_to_v1(m: Obj, which: str) -> Obj:
+    kind = m.get("type", "")
+    out: Obj = {"type": kind}
+    if kind in ("Resource", "ContainerResource"):
+        src = _dict(m.get(_SOURCE_KEYS[kind]))
+        amount = _dict(src.get(which))
+        res: Obj = {"name": src.get("name", "")}
+        if kind == "ContainerResource":
+            res["container"] = src.get("container", "")
+        _set(res, f"{which}AverageUtilization", amount.get("averageUtilization"))
+        _set(res, f"{which}AverageValue", amount.get("averageValue"))
+        out[_SOURCE_KEYS[kind]] = res
+    elif kind == "Pods":
+        src = _dict(m.get("pods"))
+        metric, amount = _dict(src.get("metric")), _dict(src.get(which))
+        pods: Obj = {"metricName": metric.get("name", "")}
+        _set(pods, f"{which}AverageValue", amount.get("averageValue"))
+        _set(pods, "selector", metric.get("selector"))
+        out["pods"] = pods
+    elif kind == "Object":
+        src = _dict(m.get("object"))
+        metric, amount = _dict(src.get("metric")), _dict(src.get(which))
+        obj: Obj = {"target": copy.deepcopy(_dict(src.get("describedObject"))), "metricName": metric.get("name", "")}
+        _set(obj, f"{which}Value", amount.get("value"))
+        _set(obj, "selector", metric.get("selector"))
+        _set(obj, "averageValue", amount.get("averageValue"))
+        out["object"] = obj
+    elif kind == "External":
+        src = _dict(m.get("external"))
+        metric, amount = _dict(src.get("metric")), _dict(src.get(which))
+        ext: Obj = {"metricName": metric.get("name", "")}
+        _set(ext, "metricSelector", metric.get("selector"))
+        _set(ext, f"{which}Value", amount.get("value"))
+        _set(ext, f"{which}AverageValue", amount.get("averageValue"))
+        out["external"] = ext
+    return out
+
+
+def spec_v1_to_v2(m: Obj) -> Obj:
+    return _metric_v1_to_v2(m, "target")
 
 
 def spec_v2_to_v1(m: Obj) -> Obj:
-    kind = m.get("type", "")
-    out: Obj = {"type": kind}
-    if kind in ("Resource", "ContainerResource"):
-        src = _dict(m.get(_SOURCE_KEYS[kind]))
-        target = _dict(src.get("target"))
-        res: Obj = {"name": src.get("name", "")}
-        if kind == "ContainerResource":
-            res["container"] = src.get("container", "")
-        _set(res, "targetAverageUtilization", target.get("averageUtilization"))
-        _set(res, "targetAverageValue", target.get("averageValue"))
-        out[_SOURCE_KEYS[kind]] = res
-    elif kind == "Pods":
-        src = _dict(m.get("pods"))
-        metric, target = _dict(src.get("metric")), _dict(src.get("target"))
-        pods: Obj = {"metricName": metric.get("name", "")}
-        _set(pods, "targetAverageValue", target.get("averageValue"))
-        _set(pods, "selector", metric.get("selector"))
-        out["pods"] = pods
-    elif kind == "Object":
-        src = _dict(m.get("object"))
-        metric, target = _dict(src.get("metric")), _dict(src.get("target"))
-        obj: Obj = {"target": copy.deepcopy(_dict(src.get("describedObject"))), "metricName": metric.get("name", "")}
-        _set(obj, "targetValue", target.get("value"))
-        _set(obj, "selector", metric.get("selector"))
-        _set(obj, "averageValue", target.get("averageValue"))
-        out["object"] = obj
-    elif kind == "External":
-        src = _dict(m.get("external"))
-        metric, target = _dict(src.get("metric")), _dict(src.get("target"))
-        ext: Obj = {"metricName": metric.get("name", "")}
-        _set(ext, "metricSelector", metric.get("selector"))
-        _set(ext, "targetValue", target.get("value"))
-        _set(ext, "targetAverageValue", target.get("averageValue"))
-        out["external"] = ext
-    return out
-
-
-# -- metric statuses ---------------------------------------------------------------------
-def _current(value: Any = None, average_value: Any = None, utilization: Any = None) -> Obj:
-    out: Obj = {}
-    _set(out, "value", value)
-    _set(out, "averageValue", average_value)
-    _set(out, "averageUtilization", utilization)
-    return out
+    return _metric_v2_to_v1(m, "target")
 
 
 def status_v1_to_v2(m: Obj) -> Obj:
-    kind = m.get("type", "")
-    out: Obj = {"type": kind}
-    if kind in ("Resource", "ContainerResource"):
-        src = _dict(m.get(_SOURCE_KEYS[kind]))
-        res: Obj = {"name": src.get("name", "")}
-        if kind == "ContainerResource":
-            res["container"] = src.get("container", "")
-        res["current"] = _current(
-            average_value=src.get("currentAverageValue"), utilization=src.get("currentAverageUtilization")
-        )
-        out[_SOURCE_KEYS[kind]] = res
-    elif kind == "Pods":
-        src = _dict(m.get("pods"))
-        out["pods"] = {
-            "metric": _metric(src.get("metricName"), src.get("selector")),
-            "current": _current(average_value=src.get("currentAverageValue")),
-        }
-    elif kind == "Object":
-        src = _dict(m.get("object"))
-        out["object"] = {
-            "describedObject": copy.deepcopy(_dict(src.get("target"))),
-            "metric": _metric(src.get("metricName"), src.get("selector")),
-            "current": _current(src.get("currentValue"), src.get("averageValue")),
-        }
-    elif kind == "External":
-        src = _dict(m.get("external"))
-        out["external"] = {
-            "metric": _metric(src.get("metricName"), src.get("metricSelector")),
-            "current": _current(src.get("currentValue"), src.get("currentAverageValue")),
-        }
-    return out
+    return _metric_v1_to_v2(m, "current")
 
 
 def status_v2_to_v1(m: Obj) -> Obj:
-    kind = m.get("type", "")
-    out: Obj = {"type": kind}
-    if kind in ("Resource", "ContainerResource"):
-        src = _dict(m.get(_SOURCE_KEYS[kind]))
-        current = _dict(src.get("current"))
-        res: Obj = {"name": src.get("name", "")}
-        if kind == "ContainerResource":
-            res["container"] = src.get("container", "")
-        _set(res, "currentAverageUtilization", current.get("averageUtilization"))
-        _set(res, "currentAverageValue", current.get("averageValue"))
-        out[_SOURCE_KEYS[kind]] = res
-    elif kind == "Pods":
-        src = _dict(m.get("pods"))
-        metric, current = _dict(src.get("metric")), _dict(src.get("current"))
-        pods: Obj = {"metricName": metric.get("name", "")}
-        _set(pods, "currentAverageValue", current.get("averageValue"))
-        _set(pods, "selector", metric.get("selector"))
-        out["pods"] = pods
-    elif kind == "Object":
-        src = _dict(m.get("object"))
-        metric, current = _dict(src.get("metric")), _dict(src.get("current"))
-        obj: Obj = {"target": copy.deepcopy(_dict(src.get("describedObject"))), "metricName": metric.get("name", "")}
-        _set(obj, "currentValue", current.get("value"))
-        _set(obj, "selector", metric.get("selector"))
-        _set(obj, "averageValue", current.get("averageValue"))
-        out["object"] = obj
-    elif kind == "External":
-        src = _dict(m.get("external"))
-        metric, current = _dict(src.get("metric")), _dict(src.get("current"))
-        ext: Obj = {"metricName": metric.get("name", "")}
-        _set(ext, "metricSelector", metric.get("selector"))
-        _set(ext, "currentValue", current.get("value"))
-        _set(ext, "currentAverageValue", current.get("averageValue"))
-        out["external"] = ext
-    return out
+    return _metric_v2_to_v1(m, "current")
 
 
 def _is_cpu_utilization(m: Obj) -> bool:
@@ -298,11 +239,11 @@ def v1_to_v2(obj: Obj) -> Obj:
     _set(out_spec, "maxReplicas", spec.get("maxReplicas"))
     metrics = [spec_v1_to_v2(m) for m in _load_list(annotations, METRICS) or []]
     if spec.get("targetCPUUtilizationPercentage") is not None:
-        cpu_target = _target("Utilization", utilization=spec["targetCPUUtilizationPercentage"])
+        cpu_target = _amount("target", "Utilization", utilization=spec["targetCPUUtilizationPercentage"])
         metrics.append({"type": "Resource", "resource": {"name": "cpu", "target": cpu_target}})
     if not metrics:
         # v1's implicit default, made explicit (upstream does it here too).
-        cpu_target = _target("Utilization", utilization=DEFAULT_CPU_UTILIZATION)
+        cpu_target = _amount("target", "Utilization", utilization=DEFAULT_CPU_UTILIZATION)
         metrics = [{"type": "Resource", "resource": {"name": "cpu", "target": cpu_target}}]
     out_spec["metrics"] = metrics
     behavior = annotations.get(BEHAVIOR)
@@ -323,7 +264,7 @@ def v1_to_v2(obj: Obj) -> Obj:
         if current:
             out_status["currentMetrics"] = [status_v1_to_v2(m) for m in current]
         elif status.get("currentCPUUtilizationPercentage") is not None:
-            cpu_now = _current(utilization=status["currentCPUUtilizationPercentage"])
+            cpu_now = _amount("current", "", utilization=status["currentCPUUtilizationPercentage"])
             out_status["currentMetrics"] = [{"type": "Resource", "resource": {"name": "cpu", "current": cpu_now}}]
         conditions = _load_list(annotations, CONDITIONS)
         if conditions:

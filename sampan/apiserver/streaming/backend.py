@@ -13,6 +13,7 @@ import errno
 import fcntl
 import os
 import pty
+import signal
 import struct
 import termios
 from dataclasses import dataclass
@@ -122,31 +123,48 @@ class LocalProcessBackend:
                 await proc.wait()
 
     async def _run_pty(self, command: list[str], io: StreamIO) -> int:
-        master, slave = pty.openpty()
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *command, stdin=slave, stdout=slave, stderr=slave,
-                cwd=self.cwd, env=self.env, start_new_session=True,
-            )
-        except OSError as exc:
-            os.close(master)
-            raise StreamError(f"failed to exec {command[0]!r}: {exc.strerror or exc}") from exc
-        finally:
-            os.close(slave)
-        os.set_blocking(master, False)
-        tasks = [asyncio.create_task(_pty_stdin(io.stdin, master))] if io.stdin else []
-        if io.resize:
-            tasks.append(asyncio.create_task(_pty_resize(io.resize, master)))
-        try:
-            await _pty_output(master, io.stdout)
-            return await proc.wait()
-        finally:
-            for t in tasks:
-                t.cancel()
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            os.close(master)
+        def failed(exc: OSError) -> Exception:
+            return StreamError(f"failed to exec {command[0]!r}: {exc.strerror or exc}")
+
+        return await run_in_pty(command, io, failed, cwd=self.cwd, env=self.env)
+
+
+async def run_in_pty(
+    command: list[str],
+    io: StreamIO,
+    start_error: Callable[[OSError], Exception],
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+    signal_resize: bool = False,
+) -> int:
+    """Runs ``command`` with a new pty as its stdio, copying between it and ``io`` until the
+    process side closes; returns the exit code. ``start_error`` makes the error raised when the
+    command cannot start. ``signal_resize``: also send SIGWINCH after a resize, for a process
+    (like ``runc exec -t``) that relays the size on to a terminal of its own."""
+    master, slave = pty.openpty()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *command, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env, start_new_session=True,
+        )
+    except OSError as exc:
+        os.close(master)
+        raise start_error(exc) from exc
+    finally:
+        os.close(slave)
+    os.set_blocking(master, False)
+    tasks = [asyncio.create_task(_pty_stdin(io.stdin, master))] if io.stdin else []
+    if io.resize:
+        tasks.append(asyncio.create_task(_pty_resize(io.resize, master, proc if signal_resize else None)))
+    try:
+        await _pty_output(master, io.stdout)
+        return await proc.wait()
+    finally:
+        for t in tasks:
+            t.cancel()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        os.close(master)
 
 
 async def _pump(src: asyncio.StreamReader | None, out: Output | None) -> None:
@@ -207,7 +225,11 @@ async def _pty_stdin(src: asyncio.StreamReader, master: int) -> None:
         os.write(master, b"\x04")
 
 
-async def _pty_resize(sizes: AsyncIterator[tuple[int, int]], master: int) -> None:
+async def _pty_resize(
+    sizes: AsyncIterator[tuple[int, int]], master: int, proc: asyncio.subprocess.Process | None = None
+) -> None:
     async for width, height in sizes:
         with contextlib.suppress(OSError):
             fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+            if proc is not None:
+                proc.send_signal(signal.SIGWINCH)

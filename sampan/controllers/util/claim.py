@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sampan.api.selectors import LabelSelector
+from sampan.api.selectors import LabelSelector, SelectorError, label_selector_from_dict
 from sampan.client.informer import by_controller_uid
 from sampan.client.interface import Client, ResourceRef, is_not_found
 from sampan.controllers.util.pods import controller_ref, is_terminating
@@ -127,3 +127,22 @@ def candidates(informer: Any, owner: Obj) -> list[Obj]:
     scanning everything else in the namespace."""
     meta = owner["metadata"]
     return informer.by_index(CONTROLLER_UID_INDEX, meta["uid"]) + informer.by_index(ORPHAN_INDEX, meta.get("namespace") or "")
+
+
+class SelectorCache:
+    """The parsed ``spec.selector`` of each owner by uid: every pod event asks for it, and
+    apps/v1 selectors are immutable. A selector that does not parse matches nothing."""
+
+    def __init__(self) -> None:
+        self._by_uid: dict[str, LabelSelector] = {}
+
+    def get(self, owner: Obj) -> LabelSelector:
+        uid = owner["metadata"].get("uid", "")
+        found = self._by_uid.get(uid)
+        if found is None:
+            try:
+                found = label_selector_from_dict((owner.get("spec") or {}).get("selector"))
+            except SelectorError:
+                found = LabelSelector.match_nothing()
+            self._by_uid[uid] = found
+        return found

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
+from sampan.api.times import parse_time, rfc3339  # noqa: F401 - controllers import them from here
+
 Obj = dict[str, Any]
-
-
-def rfc3339(when: float) -> str:
-    """Seconds since the epoch as metav1.Time (second precision, ``Z``)."""
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def get_condition(status: Obj | None, type_: str) -> Obj | None:

@@ -181,3 +181,42 @@ async def _feed_fifo(fifo: Path, src: asyncio.StreamReader) -> None:
         with contextlib.suppress(OSError):
             os.close(fd)
 
+
+
+SANDBOXES = "_sandboxes"
+
+
+class StateDirLayout:
+    """The on-disk layout both runtimes keep below ``state_dir``: a directory per container
+    (meta.json, exit files, log) and ``_sandboxes/<pod uid>`` per pod. Ids are checked so a
+    bad one can never name a path outside it."""
+
+    state_dir: Path
+
+    def _cdir(self, container_id: str) -> Path:
+        if not container_id or "/" in container_id or container_id.startswith((".", "_")):
+            raise RuntimeError_(f"invalid container id {container_id!r}")
+        return self.state_dir / container_id
+
+    def _sdir(self, pod_uid: str) -> Path:
+        if not pod_uid or "/" in pod_uid or pod_uid.startswith("."):
+            raise RuntimeError_(f"invalid pod uid {pod_uid!r}")
+        return self.state_dir / SANDBOXES / pod_uid
+
+    def _meta(self, container_id: str) -> dict[str, Any]:
+        meta = read_json(self._cdir(container_id) / "meta.json")
+        if meta is None:
+            raise RuntimeError_(f"container {container_id} not found")
+        return meta
+
+    async def state(self, container_id: str) -> ContainerState:
+        raise NotImplementedError
+
+    async def list_containers(self) -> list[ContainerState]:
+        out: list[ContainerState] = []
+        for entry in sorted(self.state_dir.iterdir()) if self.state_dir.exists() else []:
+            if entry.name.startswith(("_", ".")) or not (entry / "meta.json").exists():
+                continue
+            with contextlib.suppress(RuntimeError_):
+                out.append(await self.state(entry.name))
+        return out

@@ -17,20 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
-import os
-import pty
 import shutil
-import signal
-import struct
-import termios
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sampan.apiserver.streaming.backend import LocalProcessBackend, StreamIO, _pty_output, _pty_stdin
+from sampan.apiserver.streaming.backend import LocalProcessBackend, StreamIO, run_in_pty
 from sampan.node.cgroups import Cgroups
 from sampan.node.runtimes import common, conmon
 from sampan.node.runtimes.base import (
@@ -38,7 +32,7 @@ from sampan.node.runtimes.base import (
 )
 from sampan.node.runtimes.spec import oci_spec
 
-SANDBOXES = "_sandboxes"
+SANDBOXES = common.SANDBOXES
 DEFAULT_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
@@ -66,40 +60,14 @@ def _is_mountpoint(path: Path) -> bool:
 async def _exec_tty(argv: list[str], io: StreamIO) -> int:
     """`runc exec -t` under a pty of ours: runc makes the container's terminal and copies to
     ours; after a resize runc needs a SIGWINCH to copy the new size to the container's."""
-    master, slave = pty.openpty()
-    try:
-        proc = await asyncio.create_subprocess_exec(*argv, stdin=slave, stdout=slave, stderr=slave,
-                                                    start_new_session=True)
-    except OSError as exc:
-        os.close(master)
-        raise RuntimeError_(f"cannot run {argv[0]}: {exc.strerror}") from exc
-    finally:
-        os.close(slave)
-    os.set_blocking(master, False)
 
-    async def resize() -> None:
-        assert io.resize is not None
-        async for width, height in io.resize:
-            with contextlib.suppress(OSError):
-                fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
-                proc.send_signal(signal.SIGWINCH)
+    def failed(exc: OSError) -> Exception:
+        return RuntimeError_(f"cannot run {argv[0]}: {exc.strerror}")
 
-    tasks = [asyncio.create_task(_pty_stdin(io.stdin, master))] if io.stdin else []
-    if io.resize:
-        tasks.append(asyncio.create_task(resize()))
-    try:
-        await _pty_output(master, io.stdout)
-        return await proc.wait()
-    finally:
-        for t in tasks:
-            t.cancel()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        os.close(master)
+    return await run_in_pty(argv, io, failed, signal_resize=True)
 
 
-class OciRuntime:
+class OciRuntime(common.StateDirLayout):
     name = "oci"
     isolates = True
 
@@ -119,22 +87,6 @@ class OciRuntime:
 
     def _runc(self) -> list[str]:
         return [self.binary, "--root", str(self.runc_root)]
-
-    def _cdir(self, container_id: str) -> Path:
-        if not container_id or "/" in container_id or container_id.startswith((".", "_")):
-            raise RuntimeError_(f"invalid container id {container_id!r}")
-        return self.state_dir / container_id
-
-    def _sdir(self, pod_uid: str) -> Path:
-        if not pod_uid or "/" in pod_uid or pod_uid.startswith("."):
-            raise RuntimeError_(f"invalid pod uid {pod_uid!r}")
-        return self.state_dir / SANDBOXES / pod_uid
-
-    def _meta(self, container_id: str) -> dict[str, Any]:
-        meta = common.read_json(self._cdir(container_id) / "meta.json")
-        if meta is None:
-            raise RuntimeError_(f"container {container_id} not found")
-        return meta
 
     async def _runc_status(self, container_id: str) -> str | None:
         code, out, _ = await _run(*self._runc(), "state", container_id)
@@ -290,15 +242,6 @@ class OciRuntime:
             return common.state_from_files(cdir, meta)
         st.status = "unknown"
         return st
-
-    async def list_containers(self) -> list[ContainerState]:
-        out: list[ContainerState] = []
-        for entry in sorted(self.state_dir.iterdir()) if self.state_dir.exists() else []:
-            if entry.name.startswith(("_", ".")) or not (entry / "meta.json").exists():
-                continue
-            with contextlib.suppress(RuntimeError_):
-                out.append(await self.state(entry.name))
-        return out
 
     async def exec(self, container_id: str, command: list[str], io: StreamIO) -> int:
         st = await self.state(container_id)

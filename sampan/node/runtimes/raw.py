@@ -15,7 +15,6 @@ import shutil
 import signal
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from sampan.apiserver.streaming.backend import LocalProcessBackend, StreamIO
 from sampan.node.cgroups import Cgroups
@@ -25,10 +24,10 @@ from sampan.node.runtimes.base import (
 )
 from sampan.node.runtimes.shim import process_start_time
 
-SANDBOXES = "_sandboxes"
+SANDBOXES = common.SANDBOXES
 
 
-class RawRuntime:
+class RawRuntime(common.StateDirLayout):
     name = "raw"
     isolates = False
 
@@ -36,22 +35,6 @@ class RawRuntime:
         self.state_dir = Path(state_dir)
         self.cgroups = cgroups or Cgroups()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-
-    def _cdir(self, container_id: str) -> Path:
-        if not container_id or "/" in container_id or container_id.startswith((".", "_")):
-            raise RuntimeError_(f"invalid container id {container_id!r}")
-        return self.state_dir / container_id
-
-    def _sdir(self, pod_uid: str) -> Path:
-        if not pod_uid or "/" in pod_uid or pod_uid.startswith("."):
-            raise RuntimeError_(f"invalid pod uid {pod_uid!r}")
-        return self.state_dir / SANDBOXES / pod_uid
-
-    def _meta(self, container_id: str) -> dict[str, Any]:
-        meta = common.read_json(self._cdir(container_id) / "meta.json")
-        if meta is None:
-            raise RuntimeError_(f"container {container_id} not found")
-        return meta
 
     async def create_sandbox(self, config: SandboxConfig) -> None:
         sdir = self._sdir(config.pod_uid)
@@ -151,15 +134,6 @@ class RawRuntime:
             return common.state_from_files(cdir, meta)
         st.status = "unknown"  # the process is gone and nothing recorded how it ended
         return st
-
-    async def list_containers(self) -> list[ContainerState]:
-        out: list[ContainerState] = []
-        for entry in sorted(self.state_dir.iterdir()) if self.state_dir.exists() else []:
-            if entry.name.startswith(("_", ".")) or not (entry / "meta.json").exists():
-                continue
-            with contextlib.suppress(RuntimeError_):
-                out.append(await self.state(entry.name))
-        return out
 
     async def exec(self, container_id: str, command: list[str], io: StreamIO) -> int:
         meta = self._meta(container_id)
