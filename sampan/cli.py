@@ -35,7 +35,8 @@ def main(log_level: str) -> None:
 @click.option("--runtime", default="auto", show_default=True, type=click.Choice(["auto", "raw", "oci", "cri"]))
 @click.option("--cluster-cidr", default="10.42.0.0/16", show_default=True)
 @click.option("--service-cidr", default="10.43.0.0/16", show_default=True)
-@click.option("--disable", multiple=True, type=click.Choice(["ingress", "servicelb", "coredns", "network-policy", "kube-proxy"]),
+@click.option("--disable", multiple=True,
+              type=click.Choice(["ingress", "servicelb", "coredns", "network-policy", "kube-proxy"]),
               help="Do not run this packaged component (repeatable)")
 @click.option("--node-ip", default=None, help="IPv4 address of this node [default: the advertised address]")
 @click.option("--ingress-http-port", default=80, type=click.IntRange(0, 65535), hidden=True)
@@ -89,17 +90,20 @@ def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, 
 @click.option("--name-prefix", default="sim-", show_default=True, help="Simulated nodes are named PREFIX0 .. PREFIX(N-1)")
 @click.option("--cluster-cidr", default="10.42.0.0/16", show_default=True,
               help="Simulated pod addresses when a node has no spec.podCIDR (yet): a block per node")
-@click.option("--service-cidr", default="10.43.0.0/16", show_default=True, help="Real nodes: the cluster's service CIDR")
+@click.option("--service-cidr", default="10.43.0.0/16", show_default=True,
+              help="Real nodes: the cluster's service CIDR")
 @click.option("--disable", multiple=True, type=click.Choice(["coredns", "network-policy", "kube-proxy"]),
               help="Real nodes: do not run this node component (repeatable)")
 @click.option("--job-duration", default="1s", show_default=True,
               help="Simulated Job pods finish after this long (annotation sampan.dev/simulate-duration overrides)")
 @click.option("--node-lease-renew-interval", default=10.0, show_default=True, type=click.FloatRange(min=0.05),
               hidden=True, help="Seconds between lease renewals (tests shorten it)")
+@click.option("--kubelet-port", default=10250, show_default=True, type=click.IntRange(min=0, max=65535),
+              help="Real nodes: HTTPS port for exec/attach/port-forward/logs from the API server (0: any free)")
 def agent(simulate: int | None, kubeconfig: str | None, server: str | None, token: str | None,
           node_name: str | None, data_dir: Path | None, runtime: str, node_cpu: str, node_memory: str, node_pods: int,
           name_prefix: str, cluster_cidr: str, job_duration: str, node_lease_renew_interval: float,
-          service_cidr: str = "10.43.0.0/16", disable: tuple[str, ...] = ()) -> None:
+          service_cidr: str = "10.43.0.0/16", disable: tuple[str, ...] = (), kubelet_port: int = 10250) -> None:
     """Run a node agent (with --simulate N: N simulated nodes)."""
     if simulate is None:
         if not server or not token:
@@ -112,7 +116,7 @@ def agent(simulate: int | None, kubeconfig: str | None, server: str | None, toke
             uvloop.run(run_remote_agent(server, token, node_name or socket.gethostname(),
                                         data_dir or default_data_dir(), runtime,
                                         {"cluster_cidr": cluster_cidr, "service_cidr": service_cidr,
-                                         "disabled": list(disable)}))
+                                         "disabled": list(disable)}, kubelet_port))
         except KeyboardInterrupt:
             pass
         return

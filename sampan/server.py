@@ -21,7 +21,7 @@ from sampan.client.local import LocalClient
 from sampan.controllers.base import ControllerOptions
 from sampan.controllers.manager import ControllerManager
 from sampan.registry.kubernetes_service import advertise_address, ensure_kubernetes_service, repair_allocations
-from sampan.registry import default_tolerations
+from sampan.registry import default_tolerations, serviceaccount_admission
 from sampan.registry.options import WriteOptions
 from sampan.registry.registry import Registry
 from sampan.scheduler import Scheduler, SchedulerConfig
@@ -78,10 +78,13 @@ class RunningServer:
     crds: CRDController | None = None
     scheduler: Scheduler | None = None
     agent: Any = None
+    remote_streams: Any = None
 
     async def stop(self) -> None:
         if self.agent is not None:
             await self.agent.stop()  # the containers keep running; a new agent re-adopts them
+        if self.remote_streams is not None:
+            await self.remote_streams.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.crds is not None:
@@ -147,6 +150,8 @@ async def start_server(options: ServerOptions) -> RunningServer:
     pki_task.add_done_callback(lambda t: t.cancelled() or t.exception())
     store = await open_store(options.datastore, data_dir)
     registry = Registry(store, service_cidr=options.service_cidr)
+    if _runs_controller(options, "serviceaccount"):
+        serviceaccount_admission.install(registry)  # pods need the accounts that controller makes
     default_tolerations.configure(
         registry, options.default_not_ready_toleration_seconds, options.default_unreachable_toleration_seconds
     )
@@ -158,7 +163,7 @@ async def start_server(options: ServerOptions) -> RunningServer:
     from sampan.node.runner import ensure_join_token
     from sampan.node.streams import NodeStreams
 
-    await asyncio.to_thread(ensure_join_token, data_dir)  # `sampan token` prints it; agents join with it
+    join_token = await asyncio.to_thread(ensure_join_token, data_dir)  # `sampan token` prints it; agents join with it
     streams = NodeStreams()
     started = asyncio.Event()  # /readyz fails until the `kubernetes` Service is in place
     app = build_app(registry, _authenticator(pki, data_dir), pki, stream_backend=streams, ready=started)
@@ -180,6 +185,10 @@ async def start_server(options: ServerOptions) -> RunningServer:
     ca_pem = await asyncio.to_thread(pki.ca_cert_path.read_bytes)
     controllers = await _start_controllers(registry, options, port, ca_pem)
     scheduler = await _start_scheduler(registry, options) if options.scheduler else None
+    from sampan.node.remote_streams import RemoteNodeStreams
+
+    streams.remote = RemoteNodeStreams(LocalClient(registry, field_manager="kube-apiserver"), join_token)
+    await streams.remote.start()  # exec/attach/port-forward/logs of pods on remote agents
     kubeconfig = data_dir / "kubeconfig.yaml"
     await asyncio.to_thread(write_kubeconfig, kubeconfig, url, pki)
     agent = None
@@ -189,7 +198,12 @@ async def start_server(options: ServerOptions) -> RunningServer:
         agent = await start_local_agent(url, pki.ca_cert_path, data_dir, options.node_name or socket.gethostname(),
                                         options.runtime, options.node_ip or advertise_address(options.bind_address),
                                         streams, network_options(options))
-    return RunningServer(url, kubeconfig, registry, store, runner, controllers, crds, scheduler=scheduler, agent=agent)
+    return RunningServer(url, kubeconfig, registry, store, runner, controllers, crds, scheduler=scheduler, agent=agent,
+                         remote_streams=streams.remote)
+
+
+def _runs_controller(options: ServerOptions, name: str) -> bool:
+    return (options.controllers is None or name in options.controllers) and name not in options.disabled_controllers
 
 
 def network_options(options: ServerOptions) -> dict[str, Any]:

@@ -11,6 +11,7 @@ an agent restart, as the spec asks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -18,7 +19,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,10 @@ class PodNetwork:
         # The network name keys host-local's allocations and the plugins' iptables chains.
         self.network = "sampan" if bridge == "sampan0" else bridge
         self.ipam_data_dir = Path(ipam_data_dir) if ipam_data_dir else self.state_dir / "host-local"
-        # The bridge plugin races with itself creating the bridge; one plugin run at a time.
+        # The bridge plugin races with itself creating the bridge (and its address): one plugin
+        # run at a time until a bridge ADD succeeded here, then pods are set up in parallel.
         self._lock = asyncio.Lock()
+        self._bridge_ready = False
         self._pod_locks: dict[str, asyncio.Lock] = {}
 
     # -- paths and configs -------------------------------------------------------------
@@ -160,6 +163,14 @@ class PodNetwork:
         return {"cniVersion": CNI_VERSION, "name": LOOPBACK_NETWORK, "type": "loopback"}
 
     # -- plugin invocation --------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _plugins(self) -> AsyncIterator[None]:
+        if self._bridge_ready:
+            yield
+            return
+        async with self._lock:
+            yield
+
     async def _invoke(self, command: str, conf: Conf, container_id: str, netns: str, ifname: str,
                       cni_args: str = "", prev_result: Conf | None = None) -> Conf:
         if prev_result is not None:
@@ -252,9 +263,17 @@ class PodNetwork:
         await self._save(pod_uid, state)
         try:
             await self._add_netns(self.netns_name(pod_uid))
-            async with self._lock:
-                await self._invoke("ADD", self.loopback_conf(), pod_uid, netns, "lo", cni_args)
-                result = await self._invoke("ADD", bridge, pod_uid, netns, IFNAME, cni_args)
+            async with self._plugins():
+                # lo and eth0 are independent: both plugins run at once.
+                done = await asyncio.gather(
+                    self._invoke("ADD", self.loopback_conf(), pod_uid, netns, "lo", cni_args),
+                    self._invoke("ADD", bridge, pod_uid, netns, IFNAME, cni_args), return_exceptions=True)
+                for outcome in done:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                result = done[1]
+                assert isinstance(result, dict)
+                self._bridge_ready = True
                 state["result"] = result
                 await self._save(pod_uid, state)
                 if portmap is not None:
@@ -273,7 +292,7 @@ class PodNetwork:
         state = await self._load(pod_uid)
         if not state or not state.get("complete"):
             raise CNIError("bridge", "CHECK", 11, f"no network set up for pod {pod_uid}")
-        async with self._lock:
+        async with self._plugins():
             prev = state["result"]
             await self._invoke("CHECK", state["bridge"], pod_uid, state["netns"], IFNAME, state["cni_args"], prev)
 
@@ -292,7 +311,7 @@ class PodNetwork:
                      "portmap": None, "result": None, "ip": None}
         netns = state["netns"] if Path(state["netns"]).exists() else ""
         prev = state.get("result") or None
-        async with self._lock:
+        async with self._plugins():
             if state.get("portmap"):
                 await self._invoke("DEL", state["portmap"], pod_uid, netns, IFNAME, state["cni_args"], prev)
             await self._invoke("DEL", state["bridge"], pod_uid, netns, IFNAME, state["cni_args"], prev)

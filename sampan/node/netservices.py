@@ -200,8 +200,15 @@ class NodeNetworkServices:
 
         cidr = await self._pod_cidr() if os.geteuid() == 0 else None
         listen = pod_gateway(cidr) if cidr else self.node_ip
+        if not cidr:
+            log.warning("node network: no podCIDR for %s: cluster DNS listens on %s", self.node_name, listen)
         dns = ClusterDNS(self.client, listen_ip=listen, port=self.dns_port)
-        await dns.start()
+        try:
+            await dns.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await dns.stop()  # its informers (the sockets were not bound)
+            raise
         self.dns = dns
         await ensure_dns_service(self.client, self.service_cidr, listen, dns.port)
         log.info("cluster DNS %s -> %s:%d", self.dns_ip, listen, dns.port)

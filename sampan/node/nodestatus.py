@@ -154,7 +154,7 @@ class NodeStatus:
             "conditions": self._conditions(),
             "addresses": [{"type": "InternalIP", "address": self.agent.node_ip},
                           {"type": "Hostname", "address": self.agent.node_name}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": getattr(self.agent, "kubelet_port", 10250)}},
             "nodeInfo": {
                 "machineID": mid, "systemUUID": str(uuid.UUID(mid[:32].ljust(32, "0"))) if len(mid) >= 32 else mid,
                 "bootID": _boot_id(), "kernelVersion": platform.release(), "osImage": _os_image(),
@@ -170,8 +170,10 @@ class NodeStatus:
                        "volumes.kubernetes.io/controller-managed-attach-detach": "true"}
         if not getattr(self.agent.runtime, "isolates", True):
             annotations[RAW_ANNOTATION] = "none: the raw runtime runs pods as host processes"
+        annotations.update(getattr(self.agent, "node_annotations", {}))  # e.g. its stream endpoint's pin
         labels = {"beta.kubernetes.io/arch": arch(), "beta.kubernetes.io/os": "linux", "kubernetes.io/arch": arch(),
                   "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+        labels.update(getattr(self.agent, "node_labels", {}))
         return {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": name, "labels": labels, "annotations": annotations},
                 "spec": {}, "status": self.node_status()}

@@ -174,6 +174,8 @@ class PodWorker:
         spec, meta = pod["spec"], pod["metadata"]
         host_network = bool(spec.get("hostNetwork"))
         qos = ctr.qos_of(pod)
+        # Volumes need no sandbox (token requests, files): they are prepared alongside it.
+        volumes = asyncio.ensure_future(a.volumes.setup(pod))
         try:
             resources = a.cgroups.pod_resources(pod) if a.cgroups else Resources()
             parent = a.cgroups.pod_parent(self.uid, qos) if a.cgroups else ""
@@ -191,12 +193,15 @@ class PodWorker:
                 resources=resources, dns_config=a.resolv_conf(pod), hosts=a.hosts_file(pod, ip, hostname))
             if not self.adopted:
                 await a.runtime.create_sandbox(self.sandbox)
-        except Exception as exc:  # noqa: BLE001 - reported and retried
+        except BaseException as exc:
+            await asyncio.gather(volumes, return_exceptions=True)  # set up again on the next try
+            if not isinstance(exc, Exception):
+                raise
             self.sandbox = None
             self.event(WARNING, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
             return False
         try:
-            self.volumes = await a.volumes.setup(pod)
+            self.volumes = await volumes
         except Exception as exc:  # noqa: BLE001
             self.event(WARNING, "FailedMount", f"MountVolume.SetUp failed: {exc}")
             self.sandbox = None
@@ -383,18 +388,23 @@ class PodWorker:
         self.probers.clear()
         ids = {t.id for t in self.all_tracked() if t.id} | set(self.previous.values())
         with contextlib.suppress(Exception):
-            ids |= {c.id for c in await a.runtime.list_containers() if c.pod_uid == self.uid}
+            if hasattr(a.runtime, "pod_container_ids"):  # cheap: no runtime call per container
+                ids |= set(await a.runtime.pod_container_ids(self.uid))
+            else:
+                ids |= {c.id for c in await a.runtime.list_containers() if c.pod_uid == self.uid}
         for cid in ids:
             with contextlib.suppress(Exception):
                 await a.runtime.remove_container(cid)
             with contextlib.suppress(Exception):
                 await a.images.unmount_rootfs(cid)
-        for step in (lambda: a.runtime.remove_sandbox(self.uid), lambda: a.volumes.teardown(self.uid),
-                     lambda: a.release_network(self.uid),
-                     lambda: a.cgroups.remove_pod(self.uid, ctr.qos_of(self.pod)) if a.cgroups else asyncio.sleep(0)):
-            try:
-                await step()
-            except Exception as exc:  # noqa: BLE001 - best effort: leftovers are swept at start-up
+        # Containers are gone: sandbox, volumes and network are independent of each other.
+        steps = [a.runtime.remove_sandbox(self.uid), a.volumes.teardown(self.uid), a.release_network(self.uid)]
+        outcomes = await asyncio.gather(*steps, return_exceptions=True)
+        if a.cgroups:
+            outcomes += await asyncio.gather(a.cgroups.remove_pod(self.uid, ctr.qos_of(self.pod)),
+                                             return_exceptions=True)
+        for exc in outcomes:
+            if isinstance(exc, Exception):  # best effort: leftovers are swept at start-up
                 log.warning("cleaning up pod %s: %s", pod_ref(self.pod), exc)
 
     # -- status --------------------------------------------------------------------------

@@ -114,7 +114,7 @@ async def start_local_agent(url: str, ca_path: Path, data_dir: Path, node_name: 
 
 
 async def run_remote_agent(server: str, token: str, node_name: str, data_dir: Path, runtime: str = "auto",
-                           network: dict[str, Any] | None = None) -> None:
+                           network: dict[str, Any] | None = None, kubelet_port: int = 10250) -> None:
     """``sampan agent --server URL --token T``: runs until SIGTERM; the containers outlive it."""
     import signal
 
@@ -123,6 +123,10 @@ async def run_remote_agent(server: str, token: str, node_name: str, data_dir: Pa
     client = HttpClient(server, False, token=token)
     agent = await build_agent(client, node_name, data_dir, runtime, local_address_towards(server))
     net = attach_network_services(agent, network)
+    from sampan.node.remote_streams import AgentEndpoint
+
+    endpoint = AgentEndpoint(agent, token, port=kubelet_port)  # exec/logs/port-forward for the API server
+    await endpoint.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -135,4 +139,5 @@ async def run_remote_agent(server: str, token: str, node_name: str, data_dir: Pa
         await stop.wait()
     finally:
         await agent.stop()
+        await endpoint.stop()
         await client.close()

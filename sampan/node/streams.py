@@ -1,7 +1,7 @@
 """Exec, attach, port-forward and logs of pods on this node, for the API server's streaming
 handlers. ``NodeStreams`` is what the server holds: it sends each pod to the backend of the
-node running it (the in-process agent's ``AgentStreams`` here; a remote agent's endpoint
-would register the same way)."""
+node running it (the in-process agent's ``AgentStreams`` here; remote agents' endpoints through
+``NodeStreams.remote``, see remote_streams.py)."""
 
 from __future__ import annotations
 
@@ -251,6 +251,8 @@ class NodeStreams:
 
     def __init__(self) -> None:
         self.backends: dict[str, Any] = {}
+        # Nodes without an in-process backend: remote agents' endpoints (sampan/node/remote_streams.py).
+        self.remote: Any = None
 
     def register(self, node: str, backend: Any) -> None:
         self.backends[node] = backend
@@ -261,12 +263,16 @@ class NodeStreams:
     def _for(self, pod: Obj) -> Any:
         node = (pod.get("spec") or {}).get("nodeName", "")
         backend = self.backends.get(node)
+        if backend is None and self.remote is not None and self.remote.serves(pod):
+            backend = self.remote
         if backend is None:
             raise StreamError(f"no node agent is serving node {node}")
         return backend
 
     def serves(self, pod: Obj) -> bool:
-        return (pod.get("spec") or {}).get("nodeName", "") in self.backends
+        if (pod.get("spec") or {}).get("nodeName", "") in self.backends:
+            return True
+        return self.remote is not None and bool(self.remote.serves(pod))
 
     async def exec(self, pod: Obj, container: str, command: list[str], io: StreamIO) -> int:
         return int(await self._for(pod).exec(pod, container, command, io))

@@ -9,7 +9,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
@@ -186,6 +185,8 @@ class Forwarder:
         self.timeout = timeout
 
     async def query(self, query: dns.message.Message, tcp: bool = False) -> dns.message.Message | None:
+        import dns.asyncquery  # loads dnspython's DoH client (httpx): only once something is forwarded
+
         for ip, port in self.upstreams:
             try:
                 if not tcp:

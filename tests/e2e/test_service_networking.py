@@ -230,8 +230,8 @@ def test_cluster_ip_and_dns_reach_every_backend(web: Net) -> None:
     assert "nameserver 198.19.0.10" in resolv and f"search {NS}.svc.cluster.local" in resolv
     assert collect(web, f"http://web.{NS}.svc.cluster.local/", pods) == pods
     assert collect(web, "http://web/", pods) == pods
-    looked_up = web.kubectl("exec", "-n", NS, "client", "--", "busybox", "nslookup", f"web.{NS}.svc.cluster.local").stdout
-    assert ip in looked_up
+    looked_up = web.kubectl("exec", "-n", NS, "client", "--", "busybox", "nslookup", f"web.{NS}.svc.cluster.local")
+    assert ip in looked_up.stdout
 
 
 def test_node_port_from_the_host(web: Net) -> None:
@@ -307,7 +307,7 @@ def test_no_ready_endpoints_rejects(web: Net) -> None:
 def test_stop_removes_tables_and_netns(tmp_path: Path, web: Net) -> None:
     """Runs last: stops the server and checks what it left behind."""
     netns = pod_netns(web.data_dir)
-    assert len(netns) >= 3  # other, client and the (scaled down) web pods' state
+    assert len(netns) >= 2  # other and client (web was scaled to zero)
     web.kubectl("delete", "namespace", NS, "--wait=true", timeout=180)
     assert set(our_tables()) >= {"sampan-proxy", "sampan-netpol"}
     web.proc.terminate()

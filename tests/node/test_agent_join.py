@@ -140,6 +140,7 @@ def test_cli_agent_joins_with_token(tmp_path: Path) -> None:
         url = next(line.split(" at ")[1].split()[0] for line in cluster.output if " ready at " in line)
         agent, output = start_process(["agent", "--server", url, "--token", token, "--node-name", "cli-node",
                                        "--data-dir", str(tmp_path / "node"), "--runtime", "raw",
+                                       "--kubelet-port", "0",
                                        # no proxy/DNS/NetworkPolicy: they would program this host's network
                                        "--disable", "kube-proxy", "--disable", "network-policy", "--disable", "coredns"])
         assert "joined" in "".join(output)
@@ -148,6 +149,9 @@ def test_cli_agent_joins_with_token(tmp_path: Path) -> None:
         assert ready["status"] == "True" and "isolates nothing" in ready["message"]
         assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("raw://")
         assert node["metadata"]["annotations"]["sampan.dev/runtime-isolation"].startswith("none")
+        # Its stream endpoint (like the kubelet's 10250, here any free port) is advertised and pinned.
+        assert node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] not in (0, 10250)
+        assert len(node["metadata"]["annotations"]["sampan.dev/kubelet-serving-cert-sha256"]) == 64
     finally:
         if agent is not None:
             stop_process(agent)

@@ -308,3 +308,12 @@ def test_readiness_gates_hold_ready_back() -> None:
     assert condition({"status": status}, "Ready")["status"] == "True"
     assert condition({"status": status}, "example.com/lb")["status"] == "True"  # someone else's, kept
     assert status["qosClass"] == "BestEffort"
+
+
+def test_heartbeats_are_not_capped_by_the_registration_limit() -> None:
+    # 5,000 nodes renew 500 leases/s: 64 in flight would need a 0.13 s server to keep up.
+    from sampan.node.simulated import heartbeat_slots
+
+    assert heartbeat_slots(SimulatedOptions(count=5000)) == 500
+    assert heartbeat_slots(SimulatedOptions(count=20)) == 64
+    assert heartbeat_slots(SimulatedOptions(count=5000, heartbeats_in_flight=100)) == 100

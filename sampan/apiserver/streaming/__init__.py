@@ -3,8 +3,20 @@
 The handlers speak the client protocols; a `StreamBackend` does the work on the node.
 """
 
+from typing import Any
+
 from sampan.apiserver.streaming.backend import LocalProcessBackend, StreamBackend, StreamError, StreamIO
-from sampan.apiserver.streaming.handlers import handle_attach, handle_exec, handle_portforward
+
+
+def __getattr__(name: str) -> Any:
+    # The handlers (aiohttp.web, the API's negotiation) load on first use: a node agent process
+    # imports only the backend.
+    if name in ("handle_attach", "handle_exec", "handle_portforward"):
+        from sampan.apiserver.streaming import handlers
+
+        return getattr(handlers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "LocalProcessBackend",

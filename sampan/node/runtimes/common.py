@@ -212,6 +212,21 @@ class StateDirLayout:
     async def state(self, container_id: str) -> ContainerState:
         raise NotImplementedError
 
+    async def pod_container_ids(self, pod_uid: str) -> list[str]:
+        """The pod's containers, from their meta.json alone: unlike list_containers no runtime
+        call per container, which made deleting many pods quadratic."""
+
+        def scan() -> list[str]:
+            found = []
+            for entry in self.state_dir.iterdir() if self.state_dir.exists() else []:
+                if not entry.name.startswith(("_", ".")):
+                    meta = read_json(entry / "meta.json")
+                    if meta and meta.get("pod_uid") == pod_uid:
+                        found.append(entry.name)
+            return sorted(found)
+
+        return await asyncio.to_thread(scan)
+
     async def list_containers(self) -> list[ContainerState]:
         out: list[ContainerState] = []
         for entry in sorted(self.state_dir.iterdir()) if self.state_dir.exists() else []:

@@ -113,6 +113,7 @@ async def start(conmon: str, runc: list[str], cdir: Path, container_id: str, log
             with contextlib.suppress(OSError):
                 detail = (cdir / "conmon.log").read_text()[-2000:]
         raise RuntimeError_(_runc_error(detail) or "conmon failed to create the container")
+    started_at = time.time()  # the process runs from here on: a quick one exits before `runc start` returns
     proc = await asyncio.create_subprocess_exec(*runc, "start", container_id, stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     _, err = await proc.communicate()
@@ -121,7 +122,7 @@ async def start(conmon: str, runc: list[str], cdir: Path, container_id: str, log
     conmon_pid = None
     with contextlib.suppress(OSError, ValueError):
         conmon_pid = int((cdir / "conmon.pid").read_text().strip())
-    return {"pid": pid, "started_at": time.time(), "conmon_pid": conmon_pid}
+    return {"pid": pid, "started_at": started_at, "conmon_pid": conmon_pid}
 
 
 def alive(cdir: Path) -> bool:

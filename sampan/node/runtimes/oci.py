@@ -131,9 +131,8 @@ class OciRuntime(common.StateDirLayout):
                 await _run("umount", "-l", str(sdir / k))
 
     async def remove_sandbox(self, pod_uid: str) -> None:
-        for st in await self.list_containers():
-            if st.pod_uid == pod_uid:
-                await self.remove_container(st.id)
+        for cid in await self.pod_container_ids(pod_uid):
+            await self.remove_container(cid)
         sdir = self._sdir(pod_uid)
         await self._unmount_sandbox(sdir)
         await asyncio.to_thread(shutil.rmtree, sdir, True)
@@ -154,7 +153,8 @@ class OciRuntime(common.StateDirLayout):
         cdir = self._cdir(config.id)
         sdir = self._sdir(sandbox.pod_uid)
         self._sandbox(sandbox.pod_uid)
-        if (cdir / "started.json").exists() or await self._runc_status(config.id) is not None:
+        # runc and crun keep a directory per container under their root: no `runc state` exec needed.
+        if (cdir / "started.json").exists() or (self.runc_root / config.id).exists():
             raise RuntimeError_(f"container {config.id} already exists")
         await asyncio.to_thread(shutil.rmtree, cdir, True)
         cdir.mkdir(parents=True)
@@ -180,10 +180,16 @@ class OciRuntime(common.StateDirLayout):
         except RuntimeError_:
             await self.remove_container(config.id)  # a failed start leaves nothing behind
             raise
+        if self.conmon:  # just started: the files say running (or exited), no `runc state` needed
+            meta = self._meta(config.id)
+            self._collect(config.id, meta)
+            return common.state_from_files(cdir, meta)
         return await self.state(config.id)
 
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
-        if (await self.state(container_id)).status != "running":
+        meta = self._meta(container_id)
+        # The files decide (no `runc state` exec); a kill of an already exited one is harmless.
+        if self._collect(container_id, meta) or common.state_from_files(self._cdir(container_id), meta).status != "running":
             return
         await _run(*self._runc(), "kill", container_id, "TERM")
         if await self._wait_exited(container_id, max(0.0, grace_seconds)):

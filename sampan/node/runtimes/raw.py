@@ -42,9 +42,8 @@ class RawRuntime(common.StateDirLayout):
         common.write_json(sdir / "sandbox.json", asdict(config))
 
     async def remove_sandbox(self, pod_uid: str) -> None:
-        for st in await self.list_containers():
-            if st.pod_uid == pod_uid:
-                await self.remove_container(st.id)
+        for cid in await self.pod_container_ids(pod_uid):
+            await self.remove_container(cid)
         await asyncio.to_thread(shutil.rmtree, self._sdir(pod_uid), True)
 
     async def start_container(self, sandbox: SandboxConfig, config: ContainerConfig) -> ContainerState:

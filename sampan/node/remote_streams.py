@@ -1,0 +1,379 @@
+"""Exec, attach, port-forward and logs of pods on remote agents, like the kubelet's port 10250.
+
+The agent side (``AgentEndpoint``) serves HTTPS with a self-signed certificate whose SHA-256
+fingerprint it publishes on its Node (only nodes and admins may write Nodes); requests must
+carry the cluster's join token, which both ends know. The API server side
+(``RemoteNodeStreams``) pins that fingerprint when it connects, so neither end trusts the
+network. The internal protocol is a WebSocket per session using the channel bytes of
+``*.channel.k8s.io`` (0 stdin, 1 stdout, 2 stderr, 3 result JSON, 4 resize, 255 close stdin);
+logs are a plain chunked HTTP body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import ipaddress
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import orjson
+from aiohttp import WSMsgType, web
+
+from sampan.apiserver.streaming.backend import StreamError, StreamIO
+from sampan.apiserver.streaming.wschannel import CLOSE, ERROR, RESIZE, STDERR, STDIN, STDOUT, ResizeQueue
+from sampan.client.interface import NODES
+from sampan.node.streams import AgentStreams, LogError, LogOptions
+
+if TYPE_CHECKING:
+    from sampan.client.informer import Informer
+    from sampan.node.agent import NodeAgent
+
+Obj = dict[str, Any]
+FINGERPRINT_ANNOTATION = "sampan.dev/kubelet-serving-cert-sha256"
+# Marks nodes with an endpoint, so the API server watches only those (not every simulated node).
+ENDPOINT_LABEL = "sampan.dev/stream-endpoint"
+DEFAULT_PORT = 10250
+_LOG_FIELDS = ("follow", "previous", "timestamps")
+_LOG_INTS = ("tail_lines", "since_seconds", "limit_bytes")
+
+
+def _serving_certificate(directory: Path, names: list[str], ips: list[str]) -> tuple[Path, Path, str]:
+    """A self-signed serving certificate (made once, kept with the agent's data); its fingerprint."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    cert_path, key_path = directory / "kubelet.crt", directory / "kubelet.key"
+    if not (cert_path.exists() and key_path.exists()):
+        directory.mkdir(parents=True, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{names[0]}@sampan-agent")])
+        sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+        sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        now = dt.datetime.now(dt.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+                .not_valid_after(now + dt.timedelta(days=3650))
+                .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+                .sign(key, hashes.SHA256()))
+        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        key_path.chmod(0o600)
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    der = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_bytes(serialization.Encoding.DER)
+    return cert_path, key_path, hashlib.sha256(der).hexdigest()
+
+
+# -- the agent's end ---------------------------------------------------------------------------
+class AgentEndpoint:
+    def __init__(self, agent: NodeAgent, token: str, host: str = "0.0.0.0", port: int = DEFAULT_PORT) -> None:
+        self.agent = agent
+        self.token = token
+        self.host, self.port = host, port
+        self.streams = AgentStreams(agent)
+        self.fingerprint = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Serves, then tells the node status where and what to pin (set before the agent registers)."""
+        import ssl
+
+        ips = sorted({self.agent.node_ip, "127.0.0.1"})
+        cert, key, self.fingerprint = await asyncio.to_thread(
+            _serving_certificate, self.agent.data_dir / "agent" / "serving", [self.agent.node_name], ips)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(cert), str(key))
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/exec/{namespace}/{name}", self._exec)
+        app.router.add_get("/attach/{namespace}/{name}", self._exec)
+        app.router.add_get("/portforward/{namespace}/{name}", self._portforward)
+        app.router.add_get("/logs/{namespace}/{name}", self._logs)
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ctx, shutdown_timeout=1.0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self.agent.kubelet_port = self.port  # type: ignore[attr-defined]
+        self.agent.node_annotations = {FINGERPRINT_ANNOTATION: self.fingerprint}  # type: ignore[attr-defined]
+        self.agent.node_labels = {ENDPOINT_LABEL: "true"}  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), self.token.encode()):
+            return web.Response(status=401, text="Unauthorized")
+        return await handler(request)  # type: ignore[no-any-return]
+
+    def _pod(self, request: web.Request) -> Obj:
+        ns, name, uid = request.match_info["namespace"], request.match_info["name"], request.query.get("uid", "")
+        for worker in list(self.agent.workers.values()):
+            m = worker.pod.get("metadata") or {}
+            if m.get("namespace") == ns and m.get("name") == name and (not uid or m.get("uid") == uid):
+                return worker.pod
+        raise StreamError(f'pod "{name}" is not running on node {self.agent.node_name}')
+
+    async def _exec(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=0)
+        await ws.prepare(request)
+        q = request.query
+        stdin = asyncio.StreamReader() if q.get("stdin") == "1" else None
+        resize = ResizeQueue()
+
+        async def out(channel: int, data: bytes) -> None:
+            with contextlib.suppress(ConnectionError):
+                await ws.send_bytes(bytes((channel,)) + data)
+
+        io = StreamIO(stdin, (lambda b: out(STDOUT, b)) if q.get("stdout") == "1" else None,
+                      (lambda b: out(STDERR, b)) if q.get("stderr") == "1" else None, q.get("tty") == "1", resize)
+
+        async def read() -> None:
+            async for msg in ws:
+                if msg.type != WSMsgType.BINARY or not msg.data:
+                    continue
+                channel, payload = msg.data[0], msg.data[1:]
+                if channel == STDIN and stdin is not None:
+                    stdin.feed_data(payload)
+                elif channel == CLOSE and stdin is not None:
+                    stdin.feed_eof()
+                elif channel == RESIZE:
+                    resize.push_json(payload)
+            if stdin is not None:
+                stdin.feed_eof()
+
+        reader = asyncio.create_task(read())
+        try:
+            pod = self._pod(request)
+            container = q.get("container", "")
+            if request.path.startswith("/attach/"):
+                code = await self.streams.attach(pod, container, io)
+            else:
+                code = await self.streams.exec(pod, container, q.getall("command", []), io)
+            result: Obj = {"exitCode": code}
+        except StreamError as exc:
+            result = {"error": str(exc)}
+        finally:
+            resize.end()
+        await out(ERROR, orjson.dumps(result))
+        reader.cancel()
+        await ws.close()
+        return ws
+
+    async def _portforward(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=0)
+        await ws.prepare(request)
+        try:
+            reader, writer = await self.streams.port_forward(self._pod(request), int(request.query.get("port", "0")))
+        except (StreamError, ValueError) as exc:
+            await ws.send_str(str(exc))
+            await ws.close()
+            return ws
+        await ws.send_str("")  # connected
+        await _splice(ws, reader, writer)
+        return ws
+
+    async def _logs(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        try:
+            opts = LogOptions(container=q.get("container", ""),
+                              **{f: q.get(f) == "1" for f in _LOG_FIELDS},
+                              **{f: int(q[f]) for f in _LOG_INTS if q.get(f)},
+                              since_time=q.get("since_time") or None)
+            chunks = self.streams.logs(self._pod(request), opts)
+            first = await anext(chunks, None)
+        except (LogError, StreamError, ValueError) as exc:
+            return web.Response(status=400, text=str(exc))
+        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        await resp.prepare(request)
+        if first is not None:
+            await resp.write(first)
+            async for chunk in chunks:
+                await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+
+
+async def _splice(ws: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copies bytes both ways between a WebSocket (binary frames) and a stream until either ends."""
+
+    async def to_ws() -> None:
+        while chunk := await reader.read(64 * 1024):
+            await ws.send_bytes(chunk)
+
+    async def from_ws() -> None:
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                writer.write(msg.data)
+                await writer.drain()
+            elif msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                break
+
+    tasks = [asyncio.create_task(to_ws()), asyncio.create_task(from_ws())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        writer.close()
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+
+# -- the API server's end ----------------------------------------------------------------------
+def _dial_error(url: str, exc: Exception) -> StreamError:
+    if isinstance(exc, aiohttp.ServerFingerprintMismatch):
+        why = "its serving certificate does not match the fingerprint its Node publishes"
+    elif isinstance(exc, aiohttp.WSServerHandshakeError) and exc.status == 401:
+        why = "the node agent refused the join token"
+    else:
+        why = str(exc) or type(exc).__name__
+    return StreamError(f"error dialing the node agent at {url}: {why}")
+
+
+class RemoteNodeStreams:
+    """Stream backend for every node whose agent publishes an endpoint (via a Node informer)."""
+
+    def __init__(self, client: Any, token: str) -> None:
+        self.client = client
+        self.token = token
+        self._nodes: Informer | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        from sampan.client.informer import Informer
+
+        self._nodes = Informer(self.client, NODES, label_selector=ENDPOINT_LABEL)
+        self._nodes.start()
+        await self._nodes.wait_for_sync(10)
+
+    async def stop(self) -> None:
+        if self._nodes is not None:
+            await self._nodes.stop()
+        if self._session is not None:
+            await self._session.close()
+
+    def _node(self, pod: Obj) -> Obj | None:
+        name = (pod.get("spec") or {}).get("nodeName", "")
+        node = self._nodes.get_by_name(name) if self._nodes is not None and name else None
+        if node is None or FINGERPRINT_ANNOTATION not in ((node.get("metadata") or {}).get("annotations") or {}):
+            return None
+        return node
+
+    def serves(self, pod: Obj) -> bool:
+        return self._node(pod) is not None
+
+    def _target(self, pod: Obj, kind: str) -> tuple[str, aiohttp.Fingerprint]:
+        node = self._node(pod)
+        if node is None:
+            raise StreamError(f"no node agent is serving node {(pod.get('spec') or {}).get('nodeName', '')}")
+        status = node.get("status") or {}
+        addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
+        host = addresses.get("InternalIP") or addresses.get("Hostname") or node["metadata"]["name"]
+        port = int(((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or DEFAULT_PORT)
+        host = f"[{host}]" if ":" in host else host
+        m = pod["metadata"]
+        pin = aiohttp.Fingerprint(bytes.fromhex(node["metadata"]["annotations"][FINGERPRINT_ANNOTATION]))
+        return f"https://{host}:{port}/{kind}/{m.get('namespace', '')}/{m['name']}", pin
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(headers={"Authorization": f"Bearer {self.token}"})
+        return self._session
+
+    async def _connect(self, pod: Obj, kind: str, params: list[tuple[str, str]]) -> aiohttp.ClientWebSocketResponse:
+        url, pin = self._target(pod, kind)
+        params = [("uid", pod["metadata"].get("uid", "")), *params]
+        try:
+            return await self.session.ws_connect(url, params=params, ssl=pin, heartbeat=30.0, max_msg_size=0)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _dial_error(url, exc) from exc
+
+    async def exec(self, pod: Obj, container: str, command: list[str], io: StreamIO) -> int:
+        flags = [("container", container), ("stdin", "1" if io.stdin else ""), ("stdout", "1" if io.stdout else ""),
+                 ("stderr", "1" if io.stderr else ""), ("tty", "1" if io.tty else "")]
+        return await self._session_run(pod, "exec", [*flags, *(("command", c) for c in command)], io)
+
+    async def attach(self, pod: Obj, container: str, io: StreamIO) -> int:
+        flags = [("container", container), ("stdin", "1" if io.stdin else ""), ("stdout", "1" if io.stdout else ""),
+                 ("stderr", "1" if io.stderr else ""), ("tty", "1" if io.tty else "")]
+        return await self._session_run(pod, "attach", flags, io)
+
+    async def _session_run(self, pod: Obj, kind: str, params: list[tuple[str, str]], io: StreamIO) -> int:
+        ws = await self._connect(pod, kind, params)
+
+        async def send_input() -> None:
+            if io.stdin is not None:
+                while chunk := await io.stdin.read(32 * 1024):
+                    await ws.send_bytes(bytes((STDIN,)) + chunk)
+                await ws.send_bytes(bytes((CLOSE, STDIN)))
+
+        async def send_sizes() -> None:
+            if io.resize is not None:
+                async for width, height in io.resize:
+                    await ws.send_bytes(bytes((RESIZE,)) + orjson.dumps({"Width": width, "Height": height}))
+
+        tasks = [asyncio.create_task(send_input()), asyncio.create_task(send_sizes())]
+        result: Obj = {"error": "the node agent closed the session"}
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.BINARY or not msg.data:
+                    continue
+                channel, payload = msg.data[0], msg.data[1:]
+                if channel == STDOUT and io.stdout is not None:
+                    await io.stdout(payload)
+                elif channel == STDERR and io.stderr is not None:
+                    await io.stderr(payload)
+                elif channel == ERROR:
+                    result = orjson.loads(payload)
+                    break
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await ws.close()
+        if "error" in result:
+            raise StreamError(str(result["error"]))
+        return int(result.get("exitCode", 0))
+
+    async def port_forward(self, pod: Obj, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        ws = await self._connect(pod, "portforward", [("port", str(port))])
+        first = await ws.receive()
+        if first.type != WSMsgType.TEXT or first.data:
+            await ws.close()
+            raise StreamError(first.data if first.type == WSMsgType.TEXT else "the node agent closed the stream")
+        ours, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_connection(sock=theirs)
+        task = asyncio.create_task(_splice(ws, reader, writer))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return await asyncio.open_connection(sock=ours)
+
+    async def logs(self, pod: Obj, opts: LogOptions) -> AsyncIterator[bytes]:
+        url, pin = self._target(pod, "logs")
+        params = [("uid", pod["metadata"].get("uid", "")), ("container", opts.container),
+                  *((f, "1") for f in _LOG_FIELDS if getattr(opts, f)),
+                  *((f, str(getattr(opts, f))) for f in _LOG_INTS if getattr(opts, f) is not None)]
+        if opts.since_time:
+            params.append(("since_time", opts.since_time))
+        try:
+            resp = await self.session.get(url, params=params, ssl=pin, timeout=aiohttp.ClientTimeout(total=None))
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _dial_error(url, exc) from exc
+        async with resp:
+            if resp.status != 200:
+                raise LogError(await resp.text())
+            async for chunk in resp.content.iter_any():
+                yield chunk
