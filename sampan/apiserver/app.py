@@ -102,6 +102,10 @@ async def _resources(request: web.Request, group: str, version: str, parts: list
     request[keys.METRIC_LABELS] = (verb, group, version, rr.info.plural, rr.subresource)
     if rr.subresource in POD_STREAMS:
         return await _pod_stream(request, rr, registry)
+    if rr.info.group == "metrics.k8s.io":
+        from sampan.apiserver import metrics_api
+
+        return await metrics_api.serve(request, rr, registry)
     return await _VERB_HANDLERS[rr.verb](request, rr, registry)
 
 

@@ -248,6 +248,9 @@ def builtin_resources() -> list[ResourceInfo]:
             virtual=True,
         ),
         _builtin("authentication.k8s.io/v1", "tokenreviews", "TokenReview", False, verbs=CREATE_ONLY, virtual=True),
+        # Usage read from the node agents (sampan/apiserver/metrics_api.py), as metrics-server serves it.
+        _builtin("metrics.k8s.io/v1beta1", "nodes", "NodeMetrics", False, verbs=("get", "list"), virtual=True),
+        _builtin("metrics.k8s.io/v1beta1", "pods", "PodMetrics", verbs=("get", "list"), virtual=True),
     ]
     for info in res:
         info.schema = schema_for(info.group, info.version, info.kind)

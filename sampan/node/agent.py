@@ -18,6 +18,7 @@ from sampan.client.informer import Informer
 from sampan.client.interface import CONFIGMAPS, PODS, SECRETS, SERVICEACCOUNTS, SERVICES, Client, is_not_found
 from sampan.node import envs
 from sampan.node.localpath import LocalStorage
+from sampan.node.metrics import ResourceMetrics
 from sampan.node.nodestatus import NodeStatus
 from sampan.node.podworker import PodWorker
 from sampan.node.runtimes.base import ContainerState
@@ -70,6 +71,7 @@ class NodeAgent:
         self._tasks: list[asyncio.Task[Any]] = []
         self._adopted: dict[str, list[ContainerState]] = {}
         self.network_services: Any = None  # proxy, DNS, NetworkPolicy, ingress (sampan/node/netservices.py)
+        self.metrics = ResourceMetrics(self)  # usage for metrics.k8s.io (`kubectl top`)
 
     @property
     def allocatable(self) -> dict[str, str]:
@@ -98,6 +100,7 @@ class NodeAgent:
         self.pods.start()
         self.services_informer.start()
         self._tasks.append(asyncio.create_task(self._reconcile_after_sync(), name="agent pod sync"))
+        self._tasks.append(asyncio.create_task(self.metrics.run(), name="agent metrics"))
 
     async def stop(self) -> None:
         """Stops the agent; the containers keep running (a new agent re-adopts them)."""

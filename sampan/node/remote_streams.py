@@ -96,6 +96,7 @@ class AgentEndpoint:
         app.router.add_get("/attach/{namespace}/{name}", self._exec)
         app.router.add_get("/portforward/{namespace}/{name}", self._portforward)
         app.router.add_get("/logs/{namespace}/{name}", self._logs)
+        app.router.add_get("/metrics/resource", self._resource_metrics)
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ctx, shutdown_timeout=1.0)
@@ -116,6 +117,9 @@ class AgentEndpoint:
         if not hmac.compare_digest(given.encode(), self.token.encode()):
             return web.Response(status=401, text="Unauthorized")
         return await handler(request)  # type: ignore[no-any-return]
+
+    async def _resource_metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(self.streams.resource_metrics()), content_type="application/json")
 
     def _pod(self, request: web.Request) -> Obj:
         ns, name, uid = request.match_info["namespace"], request.match_info["name"], request.query.get("uid", "")
@@ -243,6 +247,17 @@ def _dial_error(url: str, exc: Exception) -> StreamError:
     return StreamError(f"error dialing the node agent at {url}: {why}")
 
 
+def _endpoint(node: Obj) -> tuple[str, aiohttp.Fingerprint]:
+    """Base URL of a node's agent endpoint and the certificate fingerprint to pin."""
+    status = node.get("status") or {}
+    addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
+    host = addresses.get("InternalIP") or addresses.get("Hostname") or node["metadata"]["name"]
+    port = int(((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or DEFAULT_PORT)
+    host = f"[{host}]" if ":" in host else host
+    pin = aiohttp.Fingerprint(bytes.fromhex(node["metadata"]["annotations"][FINGERPRINT_ANNOTATION]))
+    return f"https://{host}:{port}", pin
+
+
 class RemoteNodeStreams:
     """Stream backend for every node whose agent publishes an endpoint (via a Node informer)."""
 
@@ -279,14 +294,26 @@ class RemoteNodeStreams:
         node = self._node(pod)
         if node is None:
             raise StreamError(f"no node agent is serving node {(pod.get('spec') or {}).get('nodeName', '')}")
-        status = node.get("status") or {}
-        addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
-        host = addresses.get("InternalIP") or addresses.get("Hostname") or node["metadata"]["name"]
-        port = int(((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or DEFAULT_PORT)
-        host = f"[{host}]" if ":" in host else host
+        base, pin = _endpoint(node)
         m = pod["metadata"]
-        pin = aiohttp.Fingerprint(bytes.fromhex(node["metadata"]["annotations"][FINGERPRINT_ANNOTATION]))
-        return f"https://{host}:{port}/{kind}/{m.get('namespace', '')}/{m['name']}", pin
+        return f"{base}/{kind}/{m.get('namespace', '')}/{m['name']}", pin
+
+    async def resource_metrics(self, skip: frozenset[str] | set[str] = frozenset()) -> list[Obj]:
+        """Usage snapshots of the remote agents (those that do not answer are left out)."""
+        nodes = [n for n in (self._nodes.list() if self._nodes is not None else [])
+                 if n["metadata"]["name"] not in skip
+                 and FINGERPRINT_ANNOTATION in ((n["metadata"].get("annotations")) or {})]
+
+        async def one(node: Obj) -> Obj | None:
+            base, pin = _endpoint(node)
+            try:
+                async with self.session.get(f"{base}/metrics/resource", ssl=pin,
+                                            timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                    return await resp.json(loads=orjson.loads) if resp.status == 200 else None
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+                return None
+
+        return [r for r in await asyncio.gather(*(one(n) for n in nodes)) if isinstance(r, dict)]
 
     @property
     def session(self) -> aiohttp.ClientSession:

@@ -245,6 +245,10 @@ class AgentStreams:
         async for chunk in stream_log(path, opts, running):
             yield chunk
 
+    def resource_metrics(self) -> Obj:
+        """The agent's latest usage snapshot (sampan/node/metrics.py)."""
+        return dict(self.agent.metrics.snapshot)
+
 
 class NodeStreams:
     """The API server's stream backend: each pod goes to the backend of its node."""
@@ -285,3 +289,10 @@ class NodeStreams:
 
     def logs(self, pod: Obj, opts: LogOptions) -> AsyncIterator[bytes]:
         return self._for(pod).logs(pod, opts)  # type: ignore[no-any-return]
+
+    async def resource_metrics(self) -> list[Obj]:
+        """Latest usage snapshots of every node's agent, for metrics.k8s.io."""
+        out = [b.resource_metrics() for b in self.backends.values() if hasattr(b, "resource_metrics")]
+        if self.remote is not None and hasattr(self.remote, "resource_metrics"):
+            out += await self.remote.resource_metrics(skip=set(self.backends))
+        return out
