@@ -87,8 +87,9 @@ def pod(name: str) -> dict[str, Any]:
 class Watcher:
     """One watch on the namespace's pods: when each pod was first seen Running, and when deleted."""
 
-    def __init__(self, client: HttpClient) -> None:
+    def __init__(self, client: HttpClient, agent: Any = None) -> None:
         self.client = client
+        self.agent = agent  # the agent process: a wait ends at once if it exits
         self.running: dict[str, float] = {}
         self.gone: dict[str, float] = {}
         self.changed = asyncio.Event()
@@ -114,12 +115,14 @@ class Watcher:
     async def until(self, done: Any, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not done():
+            if self.agent is not None and self.agent.poll() is not None:
+                raise SystemExit(f"the node agent exited (code {self.agent.returncode})")
             self.changed.clear()
             left = deadline - time.monotonic()
             if left <= 0:
                 raise SystemExit(f"timed out after {timeout:.0f} s")
             try:
-                await asyncio.wait_for(self.changed.wait(), left)
+                await asyncio.wait_for(self.changed.wait(), min(left, 5.0))
             except TimeoutError:
                 pass
 
@@ -164,10 +167,11 @@ async def node_ready(client: HttpClient, timeout: float) -> None:
     raise SystemExit("the node did not become Ready")
 
 
-async def pods_part(kubeconfig: Path, agent_pid: int, data: Path, seq: int, burst: int, settle: float) -> dict[str, Any]:
+async def pods_part(kubeconfig: Path, agent: Any, data: Path, seq: int, burst: int, settle: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     client = HttpClient.from_kubeconfig(kubeconfig)
-    w = Watcher(client)
+    w = Watcher(client, agent)
+    agent_pid = agent.pid
     try:
         await node_ready(client, 90)
         await asyncio.sleep(settle)
@@ -243,7 +247,7 @@ def separate_agent(tmp: Path, seq: int, burst: int, settle: float) -> dict[str, 
         agent, _ = start(["agent", "--server", url, "--token", token, "--node-name", NODE, "--data-dir", str(adata),
                           "--runtime", "oci", *CIDRS], "sampan agent ready", 120)
         try:
-            out = asyncio.run(pods_part(kubeconfig, agent.pid, adata, seq, burst, settle))
+            out = asyncio.run(pods_part(kubeconfig, agent, adata, seq, burst, settle))
         finally:
             kubectl_delete_all(kubeconfig)
         return out

@@ -11,6 +11,7 @@ the service CIDR that nothing DNATed are rejected so they never leave the node.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 from collections.abc import Iterable
@@ -65,15 +66,16 @@ class ServicePort:
     affinity_timeout: int = 0  # 0 = no ClientIP affinity
     health_check_node_port: int = 0
     endpoints: list[Endpoint] = field(default_factory=list)
+    # (node, rendered fragment): ServicePorts are not changed once built, and PortsCache hands
+    # the same object back while the service is unchanged, so a sync re-renders only changes.
+    rendered: tuple[Any, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def base(self) -> str:
         return f"{self.namespace}/{self.name}/{self.protocol}/{self.port_name or self.port}"
 
     def chain(self, prefix: str, suffix: str = "") -> str:
-        text = self.base + suffix
-        digest = base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:8]
-        return f"{prefix}-{digest}-{text}"
+        return _chain_name(prefix, self.base + suffix)
 
     @property
     def service_chain(self) -> str:
@@ -96,6 +98,13 @@ class ServicePort:
     @property
     def has_external(self) -> bool:
         return bool(self.node_port or self.lb_ips or self.external_ips)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _chain_name(prefix: str, text: str) -> str:
+    # Hashing is most of a re-render's cost at thousands of services; names never change.
+    digest = base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:8]
+    return f"{prefix}-{digest}-{text}"
 
 
 def usable(endpoints: Iterable[Endpoint]) -> list[Endpoint]:
@@ -278,8 +287,90 @@ def _pick(chains: list[str]) -> str:
     return f"numgen random mod {len(chains)} vmap {{ {arms} }}"
 
 
+@dataclass
+class _Fragment:
+    """What one ServicePort adds to the ruleset, in the order the full render adds it."""
+
+    service_ips: list[str] = field(default_factory=list)
+    no_ep_services: list[str] = field(default_factory=list)
+    nodeports: list[str] = field(default_factory=list)
+    no_ep_nodeports: list[str] = field(default_factory=list)
+    hairpin: list[str] = field(default_factory=list)
+    # Per-endpoint (affinity) chains and their sets: the first port to claim a name keeps it.
+    endpoint_chains: list[tuple[str, str, tuple[str, list[str]]]] = field(default_factory=list)
+    chains: list[tuple[str, tuple[str, list[str]]]] = field(default_factory=list)
+
+
+def _render_port(sp: ServicePort, node: NodeInfo) -> _Fragment:
+    if sp.rendered is not None and sp.rendered[0] == node:
+        return sp.rendered[1]  # type: ignore[no-any-return]
+    cidr = node.cluster_cidr
+    f = _Fragment()
+    key = f"{sp.protocol} . {sp.port}"
+    all_usable = usable(sp.endpoints)
+    c_eps = cluster_endpoints(sp, node.name)
+    e_eps = local_endpoints(sp, node.name) if sp.external_local else c_eps
+    external_dests = [f"{ip} . {key}" for ip in sp.lb_ips + sp.external_ips]
+
+    # Cluster IP.
+    if c_eps:
+        f.service_ips.append(f"{sp.cluster_ip} . {key} : goto {sp.service_chain}")
+    else:
+        verdict = "drop" if sp.internal_local and all_usable else "goto reject-chain"
+        f.no_ep_services.append(f"{sp.cluster_ip} . {key} : {verdict}")
+    # NodePort / LoadBalancer / externalIPs.
+    if sp.has_external:
+        if all_usable:
+            for dest in external_dests:
+                f.service_ips.append(f"{dest} : goto {sp.external_chain}")
+            if sp.node_port:
+                f.nodeports.append(f"{sp.protocol} . {sp.node_port} : goto {sp.external_chain}")
+        else:
+            for dest in external_dests:
+                f.no_ep_services.append(f"{dest} : goto reject-chain")
+            if sp.node_port:
+                f.no_ep_nodeports.append(f"{sp.protocol} . {sp.node_port} : goto reject-chain")
+
+    wanted = {id(ep): ep for ep in c_eps + (e_eps if all_usable and sp.has_external else [])}
+    f.hairpin = [ep.ip for ep in wanted.values()]
+    if sp.affinity_timeout:
+        # Per-endpoint chains only where a client must be remembered per endpoint.
+        for ep in wanted.values():
+            aff = sp.affinity_set(ep)
+            f.endpoint_chains.append((sp.endpoint_chain(ep), aff, (
+                "", [f"update @{aff} {{ ip saddr }}", _dnat(sp.protocol, [ep])])))
+
+    def pick_rules(eps: list[Endpoint]) -> list[str]:
+        if not sp.affinity_timeout:
+            return [_dnat(sp.protocol, eps)]
+        rules = [f"ip saddr @{sp.affinity_set(ep)} goto {sp.endpoint_chain(ep)}" for ep in eps]
+        rules.append(_pick([sp.endpoint_chain(ep) for ep in eps]))
+        return rules
+
+    if c_eps:
+        # Traffic from outside the cluster CIDR (the node itself, other hosts) is masqueraded.
+        f.chains.append((sp.service_chain, ("", [f"ip saddr != {cidr} jump mark-for-masquerade", *pick_rules(c_eps)])))
+    if sp.has_external and all_usable:
+        if not sp.external_local:
+            ext = ["jump mark-for-masquerade", f"goto {sp.service_chain}" if c_eps else "drop"]
+        else:
+            # Pods and the node itself may use any endpoint; outside clients keep their
+            # source address and only reach endpoints on this node.
+            ext = []
+            if c_eps:
+                ext += [
+                    f"ip saddr {cidr} goto {sp.service_chain}",
+                    "fib saddr type local jump mark-for-masquerade",
+                    f"fib saddr type local goto {sp.service_chain}",
+                ]
+            ext.append(f"goto {sp.local_chain}")
+            f.chains.append((sp.local_chain, ("", pick_rules(e_eps) if e_eps else ["drop"])))
+        f.chains.append((sp.external_chain, ("", ext)))
+    sp.rendered = (node, f)
+    return f
+
+
 def render_ruleset(table: str, ports: list[ServicePort], node: NodeInfo) -> Ruleset:
-    cidr, svc_cidr = node.cluster_cidr, node.service_cidr
     nodeport_ips = sorted(set(node.addresses) | ({"127.0.0.1"} if node.localhost_nodeports else set()))
     cluster_ips: set[str] = set()
     service_ips: list[str] = []
@@ -293,70 +384,19 @@ def render_ruleset(table: str, ports: list[ServicePort], node: NodeInfo) -> Rule
 
     for sp in ports:
         cluster_ips.add(sp.cluster_ip)
-        key = f"{sp.protocol} . {sp.port}"
-        all_usable = usable(sp.endpoints)
-        c_eps = cluster_endpoints(sp, node.name)
-        e_eps = local_endpoints(sp, node.name) if sp.external_local else c_eps
-        external_dests = [f"{ip} . {key}" for ip in sp.lb_ips + sp.external_ips]
-
-        # Cluster IP.
-        if c_eps:
-            service_ips.append(f"{sp.cluster_ip} . {key} : goto {sp.service_chain}")
-        else:
-            verdict = "drop" if sp.internal_local and all_usable else "goto reject-chain"
-            no_ep_services.append(f"{sp.cluster_ip} . {key} : {verdict}")
-        # NodePort / LoadBalancer / externalIPs.
-        if sp.has_external:
-            if all_usable:
-                for dest in external_dests:
-                    service_ips.append(f"{dest} : goto {sp.external_chain}")
-                if sp.node_port:
-                    nodeports.append(f"{sp.protocol} . {sp.node_port} : goto {sp.external_chain}")
-            else:
-                for dest in external_dests:
-                    no_ep_services.append(f"{dest} : goto reject-chain")
-                if sp.node_port:
-                    no_ep_nodeports.append(f"{sp.protocol} . {sp.node_port} : goto reject-chain")
-
-        wanted = {id(ep): ep for ep in c_eps + (e_eps if all_usable and sp.has_external else [])}
-        hairpin.update(ep.ip for ep in wanted.values())
-        if sp.affinity_timeout:
-            # Per-endpoint chains only where a client must be remembered per endpoint.
-            for ep in wanted.values():
-                name = sp.endpoint_chain(ep)
-                if name in used_chains:
-                    continue
-                used_chains.add(name)
-                aff = sp.affinity_set(ep)
-                rs.sets[aff] = NamedSet("set", f"type ipv4_addr; flags dynamic,timeout; timeout {sp.affinity_timeout}s;")
-                chains[name] = ("", [f"update @{aff} {{ ip saddr }}", _dnat(sp.protocol, [ep])])
-
-        def pick_rules(eps: list[Endpoint]) -> list[str]:
-            if not sp.affinity_timeout:
-                return [_dnat(sp.protocol, eps)]
-            rules = [f"ip saddr @{sp.affinity_set(ep)} goto {sp.endpoint_chain(ep)}" for ep in eps]
-            rules.append(_pick([sp.endpoint_chain(ep) for ep in eps]))
-            return rules
-
-        if c_eps:
-            # Traffic from outside the cluster CIDR (the node itself, other hosts) is masqueraded.
-            chains[sp.service_chain] = ("", [f"ip saddr != {cidr} jump mark-for-masquerade", *pick_rules(c_eps)])
-        if sp.has_external and all_usable:
-            if not sp.external_local:
-                ext = ["jump mark-for-masquerade", f"goto {sp.service_chain}" if c_eps else "drop"]
-            else:
-                # Pods and the node itself may use any endpoint; outside clients keep their
-                # source address and only reach endpoints on this node.
-                ext = []
-                if c_eps:
-                    ext += [
-                        f"ip saddr {cidr} goto {sp.service_chain}",
-                        "fib saddr type local jump mark-for-masquerade",
-                        f"fib saddr type local goto {sp.service_chain}",
-                    ]
-                ext.append(f"goto {sp.local_chain}")
-                chains[sp.local_chain] = ("", pick_rules(e_eps) if e_eps else ["drop"])
-            chains[sp.external_chain] = ("", ext)
+        f = _render_port(sp, node)
+        service_ips += f.service_ips
+        no_ep_services += f.no_ep_services
+        nodeports += f.nodeports
+        no_ep_nodeports += f.no_ep_nodeports
+        hairpin.update(f.hairpin)
+        for name, aff, chain in f.endpoint_chains:
+            if name in used_chains:
+                continue
+            used_chains.add(name)
+            rs.sets[aff] = NamedSet("set", f"type ipv4_addr; flags dynamic,timeout; timeout {sp.affinity_timeout}s;")
+            chains[name] = chain
+        chains.update(f.chains)
 
     sets = {
         "cluster-ips": NamedSet("set", "type ipv4_addr;", sorted(cluster_ips)),
@@ -371,7 +411,7 @@ def render_ruleset(table: str, ports: list[ServicePort], node: NodeInfo) -> Rule
     ):
         sets[name] = NamedSet("map", f"type {keytype} : verdict;", _first_per_key(items))
     rs.sets = {**sets, **rs.sets}
-    rs.chains = {**_base_chains(svc_cidr), **chains}
+    rs.chains = {**_base_chains(node.service_cidr), **chains}
     return rs
 
 
