@@ -176,10 +176,11 @@ async def main() -> None:
     for mode, r in out["data_path"].items():
         print(f"{mode}: pod {r['pod']['rps']:.0f} req/s p99 {r['pod']['p99_ms']:.2f} ms | "
               f"clusterIP {r['clusterip']['rps']:.0f} req/s p99 {r['clusterip']['p99_ms']:.2f} ms | ratio {r['ratio']:.3f}")
-    ns = f"spxbench-{int(time.time())}"
-    sh("ip", "netns", "add", ns)
-    try:
-        for size in args.sizes.split(","):
+    for size in args.sizes.split(","):
+        # A fresh netns per size: a "first load" must not also delete the previous size's table.
+        ns = f"spxbench-{int(time.time())}"
+        sh("ip", "netns", "add", ns)
+        try:
             n, _, per = size.partition("x")
             r = program(ns, int(n), int(per or 10))
             out["programming"].append(r)
@@ -188,8 +189,8 @@ async def main() -> None:
                   f"partial sync (one endpoint changed) {r['partial_sync_s'] * 1000:.0f} ms "
                   f"(nft {r['partial_nft_s'] * 1000:.0f} ms) "
                   f"({r['ruleset_mb']:.1f} MB ruleset)")
-    finally:
-        sh("ip", "netns", "del", ns, check=False)
+        finally:
+            sh("ip", "netns", "del", ns, check=False)
     print(f"upstream data point: {UPSTREAM}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

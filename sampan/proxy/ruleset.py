@@ -76,10 +76,18 @@ def diff_text(old: Ruleset, new: Ruleset) -> str | None:
     for name in added_chains + changed_chains:
         cmds += [f"add rule {t} {name} {rule}" for rule in new.chains[name][1]]
     for name, s in new.sets.items():
-        want = s.keyed()
-        have = old.sets[name].keyed() if name in old.sets else {}
-        gone = [k for k, e in have.items() if want.get(k) != e]
-        fresh = [e for k, e in want.items() if have.get(k) != e]
+        before = old.sets[name].elements if name in old.sets else []
+        if before == s.elements:
+            continue  # the usual case: untouched by this sync
+        if s.kind == "set":
+            want_set, have_set = set(s.elements), set(before)
+            gone = [e for e in before if e not in want_set]
+            fresh = [e for e in s.elements if e not in have_set]
+        else:
+            want = s.keyed()
+            have = old.sets[name].keyed() if name in old.sets else {}
+            gone = [k for k, e in have.items() if want.get(k) != e]
+            fresh = [e for k, e in want.items() if have.get(k) != e]
         if gone:
             cmds.append(f"delete element {t} {name} {{ {', '.join(gone)} }}")
         if fresh:

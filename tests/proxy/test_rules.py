@@ -266,3 +266,39 @@ def test_ports_cache_rereads_only_changed_services() -> None:
     assert second[0] is first[0]  # "a" unchanged: reused
     assert [e.ip for e in second[1].endpoints] == ["198.18.0.4"]
     assert cache.ports([a], [sa]) == [first[0]]  # deleted services drop out
+
+
+def test_cached_render_matches_fresh_render() -> None:
+    """Re-rendering through PortsCache reuses unchanged services' rules; the result must equal
+    a render from scratch, also for affinity, Local policies and another node."""
+    from sampan.proxy.rules import PortsCache, render_ruleset
+    from sampan.proxy.ruleset import full_text
+    services = [
+        svc("a", ip="198.19.0.10", type="NodePort", externalTrafficPolicy="Local",
+            ports=[{"name": "http", "port": 80, "nodePort": 30080}]),
+        svc("b", ip="198.19.0.11", sessionAffinity="ClientIP"),
+        svc("c", ip="198.19.0.12", internalTrafficPolicy="Local"),
+    ]
+    slices = [eps("a", ep("198.18.0.2"), ep("198.18.0.3", node="n2")),
+              eps("b", ep("198.18.0.4"), ep("198.18.0.5")), eps("c", ep("198.18.0.6", node="n2"))]
+    for i, obj in enumerate(services + slices):
+        obj["metadata"]["resourceVersion"] = str(i + 1)
+    cache = PortsCache()
+    first = render_ruleset(T, cache.ports(services, slices), NODE)
+    assert full_text(first) == build(services, slices)
+    slices[1] = {**slices[1], "metadata": {**slices[1]["metadata"], "resourceVersion": "99"},
+                 "endpoints": [ep("198.18.0.7")]}
+    again = render_ruleset(T, cache.ports(services, slices), NODE)
+    assert again.chains != first.chains
+    assert full_text(again) == build(services, slices)
+    other = NodeInfo("n2", ("198.18.0.9",), "198.18.0.0/16", "198.19.0.0/16")
+    assert full_text(render_ruleset(T, cache.ports(services, slices), other)) == build(services, slices, other)
+
+
+@pytest.mark.parametrize("value, ok", [
+    ("198.18.0.1", True), ("0.0.0.0", True), ("198.18.0.01", False), ("256.1.1.1", False),
+    ("1.2.3", False), ("::1", False), (" 1.2.3.4", False), ("1.2.3.4\0", False), (None, False), ("", False),
+])
+def test_ipv4_check(value: object, ok: bool) -> None:
+    from sampan.proxy.rules import _is_ipv4
+    assert _is_ipv4(value) is ok
