@@ -14,10 +14,17 @@ from sampan.apiserver.handlers.params import list_options
 from sampan.apiserver.handlers.read import _include_object, partial, table_for
 from sampan.apiserver.routes import ResourceRequest
 from sampan.registry.registry import Registry
+from sampan.registry.shared_events import LineCache
 
 # Without timeoutSeconds upstream keeps a watch open for the minimum request
 # timeout (30 minutes), randomized so reconnects spread out.
 MIN_REQUEST_TIMEOUT = 1800.0
+# Encoded lines of shared event objects, reused by every watcher of the same event.
+_LINES = LineCache()
+
+
+def _encode(kind: str, obj: dict[str, Any]) -> bytes:
+    return orjson.dumps({"type": kind, "object": obj}) + b"\n"
 
 
 class _Shaper:
@@ -28,6 +35,13 @@ class _Shaper:
         self.out = neg.negotiate(request, for_list=False)
         self.include = _include_object(request) if self.out.shape == "Table" else "Metadata"
         self.headers_sent = False
+
+    def line(self, kind: str, obj: dict[str, Any]) -> bytes:
+        """The wire form of one event; plain objects and metadata are encoded once for all watchers."""
+        if kind in ("ERROR", "BOOKMARK") or self.out.shape == "Table":
+            return _encode(kind, self.shape(kind, obj))
+        form = f"{self.out.shape}/{self.out.version}"
+        return _LINES.get(obj, kind, form, lambda: _encode(kind, self.shape(kind, obj)))
 
     def shape(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
         if kind in ("ERROR", "BOOKMARK") or self.out.shape == "object":
@@ -49,7 +63,8 @@ async def serve_watch(request: web.Request, rr: ResourceRequest, registry: Regis
         name_term = f"metadata.name={rr.name}"
         opts.field_selector = f"{opts.field_selector},{name_term}" if opts.field_selector else name_term
     shaper = _Shaper(request, rr)
-    events = await rs.watch(rr.namespace, opts)  # bad options fail here, before the 200
+    # Shared objects: this path only encodes them, never mutates them.
+    events = await rs.watch(rr.namespace, opts, shared=True)  # bad options fail here, before the 200
     timeout = opts.timeout_seconds or MIN_REQUEST_TIMEOUT * (1 + random.random())
     response = web.StreamResponse(status=200, headers={"Content-Type": neg.JSON, "Cache-Control": "no-cache, private"})
     response.enable_chunked_encoding()
@@ -57,7 +72,7 @@ async def serve_watch(request: web.Request, rr: ResourceRequest, registry: Regis
     try:
         async with asyncio.timeout(timeout):
             async for kind, obj in events:
-                line = orjson.dumps({"type": kind, "object": shaper.shape(kind, obj)}) + b"\n"
+                line = shaper.line(kind, obj)
                 await response.write(line)
                 if kind == "ERROR":
                     break

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 from sampan.api import errors
 from sampan.api.selectors import (
@@ -19,6 +19,9 @@ from sampan.store import interface as st
 
 if TYPE_CHECKING:
     from sampan.registry.store import ResourceStore
+
+# (key, value, revision, is_previous_value) -> object of the served version
+Decoder = Callable[[str, bytes, int, bool], Obj]
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 CONTINUE_EXPIRED = (
@@ -181,9 +184,12 @@ def bookmark(rs: ResourceStore, revision: int, initial_end: bool = False) -> Obj
     return {"kind": rs.info.kind, "apiVersion": rs.info.group_version, "metadata": m}
 
 
-async def watch(rs: ResourceStore, namespace: str, opts: ListOptions) -> AsyncIterator[tuple[str, Obj]]:
+async def watch(
+    rs: ResourceStore, namespace: str, opts: ListOptions, shared: bool = False
+) -> AsyncIterator[tuple[str, Obj]]:
     """Validates and opens the watch (raising APIError for bad options), then returns
-    (type, object) pairs; an expired resourceVersion gives one ERROR event."""
+    (type, object) pairs; an expired resourceVersion gives one ERROR event. With
+    ``shared`` the objects are decoded once for all shared watchers and must not be mutated."""
     _check_watch_options(opts)
     flt = make_filter(rs, opts)
     since = parse_revision(opts.resource_version)
@@ -195,7 +201,15 @@ async def watch(rs: ResourceStore, namespace: str, opts: ListOptions) -> AsyncIt
         w = await rs.store.watch(prefix, 0 if send_initial else since, send_initial, interval)
     except st.Compacted as exc:
         return _expired(exc)
-    return _events(rs, flt, w, opts, legacy_initial)
+    decode = rs.shared_decoder if shared else _private_decoder(rs)
+    return _events(rs, flt, w, opts, legacy_initial, decode)
+
+
+def _private_decoder(rs: ResourceStore) -> Decoder:
+    def decode(key: str, value: bytes, revision: int, prev: bool = False) -> Obj:
+        return rs.decode(value, revision)
+
+    return decode
 
 
 async def _expired(exc: st.Compacted) -> AsyncIterator[tuple[str, Obj]]:
@@ -203,7 +217,7 @@ async def _expired(exc: st.Compacted) -> AsyncIterator[tuple[str, Obj]]:
 
 
 async def _events(
-    rs: ResourceStore, flt: Filter, w: st.Watch, opts: ListOptions, legacy_initial: bool
+    rs: ResourceStore, flt: Filter, w: st.Watch, opts: ListOptions, legacy_initial: bool, decode: Decoder
 ) -> AsyncIterator[tuple[str, Obj]]:
     try:
         async for event in w:
@@ -214,7 +228,7 @@ async def _events(
                 if opts.allow_bookmarks:
                     yield "BOOKMARK", bookmark(rs, event.revision, event.initial_events_end)
                 continue
-            out = _translate(rs, flt, event)
+            out = _translate(flt, event, decode)
             if out is not None:
                 yield out
     except st.Compacted as exc:
@@ -225,21 +239,21 @@ async def _events(
         w.close()
 
 
-def _translate(rs: ResourceStore, flt: Filter, event: st.Event) -> tuple[str, Obj] | None:
+def _translate(flt: Filter, event: st.Event, decode: Decoder) -> tuple[str, Obj] | None:
     """Selector transitions: entering the selection is ADDED, leaving it is DELETED."""
     value = event.value if event.type != "DELETED" else (event.value or event.prev_value)
     if value is None:
         return None
-    obj = rs.decode(value, event.revision)
+    obj = decode(event.key, value, event.revision, False)
     if flt.everything:
         return event.type, obj
     now = flt.matches(obj)
     if event.type != "MODIFIED":
         return (event.type, obj) if now else None
     prev = event.prev_value
-    before = flt.matches(rs.decode(prev, event.revision)) if prev is not None else now
+    before = flt.matches(decode(event.key, prev, event.revision, True)) if prev is not None else now
     if now:
         return ("MODIFIED" if before else "ADDED"), obj
     if before:
-        return "DELETED", rs.decode(event.prev_value, event.revision)  # type: ignore[arg-type]
+        return "DELETED", decode(event.key, prev, event.revision, True)  # type: ignore[arg-type]
     return None

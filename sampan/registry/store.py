@@ -17,6 +17,7 @@ from sampan.apiserver.resources import ResourceInfo
 from sampan.registry import admission, deletion, hooks, listing
 from sampan.registry.meta import Obj, decode, encode, meta, new_uid, timestamp
 from sampan.registry.options import DeleteOptions, ListOptions, WriteOptions
+from sampan.registry.shared_events import SharedDecoder
 from sampan.registry.strategy import Strategy
 from sampan.store import interface as st
 
@@ -45,6 +46,8 @@ class ResourceStore:
         self.gr = errors.GroupResource(info.group, info.plural)
         # Built-in kinds served at several versions over one storage convert on the way.
         self.conversion = None if info.custom else conversion.lookup(info.group, info.kind)
+        # Watch events decoded once for every HTTP watcher of this version.
+        self.shared_decoder = SharedDecoder(self.decode)
 
     @property
     def store(self) -> st.Store:
@@ -368,9 +371,12 @@ class ResourceStore:
     async def list(self, namespace: str, opts: ListOptions) -> Obj:
         return await listing.list_objects(self, namespace, opts)
 
-    async def watch(self, namespace: str, opts: ListOptions) -> AsyncIterator[tuple[str, Obj]]:
-        """Raises APIError for bad options; then yields (type, object) pairs."""
-        return await listing.watch(self, namespace, opts)
+    async def watch(
+        self, namespace: str, opts: ListOptions, shared: bool = False
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        """Raises APIError for bad options; then yields (type, object) pairs (read-only
+        objects shared between watchers when ``shared``)."""
+        return await listing.watch(self, namespace, opts, shared)
 
     async def delete(self, namespace: str, name: str, opts: DeleteOptions) -> tuple[Obj, bool]:
         return await deletion.delete(self, namespace, name, opts)

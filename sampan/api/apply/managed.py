@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable
 
 from sampan.api.apply import fieldpath as fp
 from sampan.api.apply import merge as mg
+from sampan.api.apply import renewal
 from sampan.api.apply.fieldpath import EMPTY, FieldSet, Path
 
 APPLY, UPDATE = "Apply", "Update"
@@ -410,9 +411,13 @@ def update_managed_fields(old: dict[str, Any] | None, new: dict[str, Any], manag
         meta.pop("managedFields", None)
         return
 
-    schema = mg.root_schema(schema)
     ignored = _ignored(subresource, ignored_fields)
     before, after = _view(old), _view(new)
+    if old is not None and _renewed(managers, before, after, manager, operation, api_version, subresource,
+                                    ignored, now):
+        _set_managed(new, managers)
+        return
+    schema = mg.root_schema(schema)
     # A create is compared with the kind's zero value, where nested structs already exist.
     diffs = _Diffs(before, after, schema, api_version, ignored, views, zero_structs=old is None)
     _take_each(managers, None, diffs)
@@ -424,6 +429,28 @@ def update_managed_fields(old: dict[str, Any] | None, new: dict[str, Any], manag
             me.fields = me.fields | managers[me.ident].fields
         managers[me.ident] = me
     _set_managed(new, managers)
+
+
+def _renewed(managers: Managers, before: dict[str, Any], after: dict[str, Any], manager: str, operation: str,
+             api_version: str, subresource: str, ignored: FieldSet, now: str) -> bool:
+    """The same manager rewrote only scalars it alone owns (a renewal): the full
+    comparison would just refresh its time, so do only that."""
+    mine = managers.get((manager, operation, api_version, subresource))
+    if mine is None or operation != UPDATE or any(e.api_version != api_version for e in managers.values()):
+        return False
+    # The server's own metadata (resourceVersion...) is never owned: leave it out of the walk.
+    changes = renewal.scalar_changes(renewal.without_server_meta(before), renewal.without_server_meta(after))
+    if changes is None:
+        return False
+    others = [e.fields for e in managers.values() if e is not mine]
+    if not renewal.only_owner(changes, mine.fields, others, ignored, _STRIPPED):
+        return False
+    if any(renewal.owns_server_meta(e.fields) for e in managers.values()):
+        return False
+    if len(managers) > 1 and not mine.fields - changes:
+        return False  # the full way drops and re-adds the entry, moving it last
+    mine.time = now
+    return True
 
 
 def _decode_or_empty(entries: Any) -> Managers:
