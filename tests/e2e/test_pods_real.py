@@ -120,9 +120,14 @@ def box(name: str, script: str, **extra: Any) -> dict:
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Real]:
+    yield from real_cluster(tmp_path_factory.mktemp("real"))
+
+
+def real_cluster(data: Path) -> Iterator[Real]:
+    """A server with its in-process agent and the busybox image in its drop folder;
+    on the way out, every pod is deleted and anything left under ``data`` is stopped."""
     from tests.node.images_util import busybox_image, write_docker_archive
 
-    data = tmp_path_factory.mktemp("real")
     drop = data / "agent" / "images"
     drop.mkdir(parents=True)
     write_docker_archive(drop / "busybox.tar", busybox_image(cmd=["sh"]), [IMAGE])

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.cluster import start_process, stop_process
-from tests.e2e.test_pods_real import IMAGE, NODE, Real, _kill_leftovers, box, eventually, pod, server_args
+from tests.e2e.test_pods_real import NODE, Real, box, eventually, pod, real_cluster
 from tests.e2e.test_pods_real import pytestmark as real_marks
 
 pytestmark = real_marks
@@ -18,22 +17,7 @@ pytestmark = real_marks
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Real]:
-    from tests.node.images_util import busybox_image, write_docker_archive
-
-    data = tmp_path_factory.mktemp("top")
-    drop = data / "agent" / "images"
-    drop.mkdir(parents=True)
-    write_docker_archive(drop / "busybox.tar", busybox_image(cmd=["sh"]), [IMAGE])
-    proc, output = start_process(server_args(data), timeout=120)
-    cluster = Real(data, proc, output)
-    try:
-        eventually(lambda: "Ready" in cluster.kubectl("get", "node", NODE).stdout, 60)
-        yield cluster
-    finally:
-        if cluster.proc.poll() is None:
-            cluster.delete_all()
-        stop_process(cluster.proc)
-        _kill_leftovers(data)
+    yield from real_cluster(tmp_path_factory.mktemp("top"))
 
 
 def _rows(out: str) -> list[list[str]]:
