@@ -26,7 +26,7 @@ import aiohttp
 import orjson
 from aiohttp import WSMsgType, web
 
-from sampan.apiserver.streaming.backend import StreamError, StreamIO
+from sampan.apiserver.streaming.backend import StreamError, StreamIO, send_chunks
 from sampan.apiserver.streaming.wschannel import CLOSE, ERROR, RESIZE, STDERR, STDIN, STDOUT, ResizeQueue
 from sampan.client.interface import NODES
 from sampan.node.streams import AgentStreams, LogError, LogOptions
@@ -199,14 +199,7 @@ class AgentEndpoint:
             first = await anext(chunks, None)
         except (LogError, StreamError, ValueError) as exc:
             return web.Response(status=400, text=str(exc))
-        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-        await resp.prepare(request)
-        if first is not None:
-            await resp.write(first)
-            async for chunk in chunks:
-                await resp.write(chunk)
-        await resp.write_eof()
-        return resp
+        return await send_chunks(request, first, chunks, "application/octet-stream")
 
 
 async def _splice(ws: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -17,7 +17,7 @@ import signal
 import struct
 import termios
 from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, Callable, Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 # Writes one chunk of output to the client; awaiting it applies back-pressure.
 Output = Callable[[bytes], Awaitable[None]]
@@ -233,3 +233,19 @@ async def _pty_resize(
             fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
             if proc is not None:
                 proc.send_signal(signal.SIGWINCH)
+
+
+async def send_chunks(request: Any, first: bytes | None, rest: AsyncIterator[bytes], content_type: str) -> Any:
+    """Streams an already-started chunk iterator (its first chunk read, so errors came before
+    the headers) as the response body."""
+    from aiohttp import web
+
+    resp = web.StreamResponse(headers={"Content-Type": content_type})
+    await resp.prepare(request)
+    if first is not None:
+        await resp.write(first)
+        async for chunk in rest:
+            await resp.write(chunk)
+    await resp.write_eof()
+    return resp
+

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from sampan.api import errors
-from sampan.apiserver.streaming.backend import StreamError
+from sampan.apiserver.streaming.backend import StreamError, send_chunks
 
 
 def _int(request: web.Request, name: str, minimum: int) -> int | None:
@@ -54,11 +54,4 @@ async def serve_logs(request: web.Request, pod: dict, backend: object) -> web.St
         first = await anext(chunks, None)
     except (LogError, StreamError) as exc:
         raise errors.bad_request(str(exc)) from None
-    resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
-    await resp.prepare(request)
-    if first is not None:
-        await resp.write(first)
-        async for chunk in chunks:
-            await resp.write(chunk)
-    await resp.write_eof()
-    return resp
+    return await send_chunks(request, first, chunks, "text/plain")
