@@ -226,21 +226,31 @@ async def ramp(args: argparse.Namespace, client: HttpClient, server: subprocess.
     began = time.monotonic()
     total = 0
     try:
-        await asyncio.sleep(3)
+        # The server's CPU rate with no pods arriving (lease renewals, node status, the
+        # probe): subtracted from a step's CPU to get what the pods themselves cost.
+        await asyncio.sleep(5)  # past the watches' first lists
+        idle0, idle_t0 = cpu_seconds(server.pid), time.monotonic()
+        await asyncio.sleep(10)
+        idle_rate = (cpu_seconds(server.pid) - idle0) / (time.monotonic() - idle_t0)
         while total < args.max_pods and time.monotonic() - began < args.minutes * 60:
             step = len(results)
             probe.take()
-            s0 = cpu_seconds(server.pid)
+            s0, t0 = cpu_seconds(server.pid), time.monotonic()
             created, took, _ = await saturate(client, pods, total, args.step, args.step_limit, namespaces)
             total += args.step
             lat_keys = await latency_pods(client, pods, step, args.latency_pods)
             samples = probe.take()
             lat = pods.latencies(lat_keys)
+            step_cpu, step_s = cpu_seconds(server.pid) - s0, time.monotonic() - t0
+            step_pods = args.step + args.latency_pods
             row = {
                 "pods": total + args.latency_pods * (step + 1),
                 "created_s": round(created, 1), "running_s": round(took, 1),
                 "pods_per_s": round(args.step / took, 1) if took == took else None,
-                "server_cpu_s": round(cpu_seconds(server.pid) - s0, 1),
+                "server_cpu_s": round(step_cpu, 1),
+                "server_ms_per_pod": round(1000 * step_cpu / step_pods, 2),
+                "server_idle_cpu_per_s": round(idle_rate, 3),
+                "server_ms_per_pod_net": round(1000 * (step_cpu - idle_rate * step_s) / step_pods, 2),
                 "server_rss_mb": round(rss_mb(server.pid)), "agent_rss_mb": round(rss_mb(agent.pid)),
                 "mutating_p99": round(pct(samples["mutating"], 0.99), 3),
                 "get_p99": round(pct(samples["get"], 0.99), 3),

@@ -17,6 +17,8 @@ from aiohttp import web
 from sampan.api import errors
 from sampan.apiserver.app import build_app
 from sampan.apiserver.crds import CRDController
+from sampan.client.compact import informer_transform
+from sampan.client.informer import InformerFactory
 from sampan.client.local import LocalClient
 from sampan.controllers.base import ControllerOptions
 from sampan.controllers.manager import ControllerManager
@@ -65,6 +67,8 @@ class ServerOptions:
     node_monitor_grace_period: float = 40.0
     default_not_ready_toleration_seconds: int = 300
     default_unreachable_toleration_seconds: int = 300
+    # The in-process agent's node-pressure eviction (sampan.node.eviction.EvictionConfig; None: defaults).
+    eviction: Any = None
 
 
 @dataclass
@@ -79,6 +83,7 @@ class RunningServer:
     scheduler: Scheduler | None = None
     agent: Any = None
     remote_streams: Any = None
+    informers: InformerFactory | None = None  # shared by the controllers and the scheduler
 
     async def stop(self) -> None:
         if self.agent is not None:
@@ -91,6 +96,8 @@ class RunningServer:
             await self.crds.stop()
         if self.controllers is not None:
             await self.controllers.stop()
+        if self.informers is not None:
+            await self.informers.stop()
         await self.runner.cleanup()
         await self.store.close()
 
@@ -183,11 +190,15 @@ async def start_server(options: ServerOptions) -> RunningServer:
     client_ctx = ssl.create_default_context(cafile=str(pki.ca_cert_path))
     await _wait_ready(url, client_ctx)
     ca_pem = await asyncio.to_thread(pki.ca_cert_path.read_bytes)
-    controllers = await _start_controllers(registry, options, port, ca_pem)
-    scheduler = await _start_scheduler(registry, options) if options.scheduler else None
+    # One informer per collection for the controllers and the scheduler: each object is cached
+    # once, in a compact read-only form (sampan/client/compact.py).
+    informers = InformerFactory(LocalClient(registry, field_manager=CONTROLLER_MANAGER), transform=informer_transform())
+    controllers = await _start_controllers(registry, options, port, ca_pem, informers)
+    scheduler = await _start_scheduler(registry, options, informers) if options.scheduler else None
     from sampan.node.remote_streams import RemoteNodeStreams
 
-    streams.remote = RemoteNodeStreams(LocalClient(registry, field_manager="kube-apiserver"), join_token)
+    streams.remote = RemoteNodeStreams(LocalClient(registry, field_manager="kube-apiserver"), join_token,
+                                       pki.ca_cert_path)
     await streams.remote.start()  # exec/attach/port-forward/logs of pods on remote agents
     kubeconfig = data_dir / "kubeconfig.yaml"
     await asyncio.to_thread(write_kubeconfig, kubeconfig, url, pki)
@@ -197,9 +208,9 @@ async def start_server(options: ServerOptions) -> RunningServer:
 
         agent = await start_local_agent(url, pki.ca_cert_path, data_dir, options.node_name or socket.gethostname(),
                                         options.runtime, options.node_ip or advertise_address(options.bind_address),
-                                        streams, network_options(options))
+                                        streams, network_options(options), options.eviction)
     return RunningServer(url, kubeconfig, registry, store, runner, controllers, crds, scheduler=scheduler, agent=agent,
-                         remote_streams=streams.remote)
+                         remote_streams=streams.remote, informers=informers)
 
 
 def _runs_controller(options: ServerOptions, name: str) -> bool:
@@ -213,16 +224,18 @@ def network_options(options: ServerOptions) -> dict[str, Any]:
             "ingress_https_port": options.ingress_https_port}
 
 
-async def _start_scheduler(registry: Registry, options: ServerOptions) -> Scheduler:
+async def _start_scheduler(
+    registry: Registry, options: ServerOptions, informers: InformerFactory | None = None
+) -> Scheduler:
     path = options.scheduler_config
     config = await asyncio.to_thread(SchedulerConfig.from_file, path) if path else None
-    scheduler = Scheduler(LocalClient(registry, field_manager=SCHEDULER), config)
+    scheduler = Scheduler(LocalClient(registry, field_manager=SCHEDULER), config, informers=informers)
     await scheduler.start()
     return scheduler
 
 
 async def _start_controllers(
-    registry: Registry, options: ServerOptions, port: int, ca_pem: bytes = b""
+    registry: Registry, options: ServerOptions, port: int, ca_pem: bytes = b"", informers: InformerFactory | None = None
 ) -> ControllerManager:
     settings = ControllerOptions(
         service_cidr=options.service_cidr,
@@ -234,7 +247,7 @@ async def _start_controllers(
     settings.extra["ca_pem"] = ca_pem  # published as kube-root-ca.crt in every namespace
     client = LocalClient(registry, field_manager=CONTROLLER_MANAGER)
     disabled = [*options.disabled_controllers, *(c for c in options.disable if c == "servicelb")]
-    manager = ControllerManager(client, options.controllers, settings, disabled)
+    manager = ControllerManager(client, options.controllers, settings, disabled, informers)
     await manager.start()
     return manager
 

@@ -76,3 +76,15 @@ async def eventually(
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s (last: {result!r})") from last
         await asyncio.sleep(interval)
+
+
+def json_paths(value: Any, prefix: tuple = ()) -> list[tuple]:
+    """Every path in a JSON value (the value's own path, ``()``, first)."""
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += json_paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += json_paths(v, prefix + (i,))
+    return out

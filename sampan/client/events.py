@@ -24,8 +24,15 @@ NORMAL = "Normal"
 WARNING = "Warning"
 
 
+_stamp: list[Any] = [0, ""]
+
+
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Busy components record many events a second: format each second once.
+    second = int(time.time())
+    if second != _stamp[0]:
+        _stamp[:] = [second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
+    return _stamp[1]
 
 
 def object_reference(obj: Obj) -> Obj:

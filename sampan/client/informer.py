@@ -7,7 +7,9 @@ again and turns the difference with its cache into add/update/delete notificatio
 so objects deleted while it was not watching are reported too.
 
 Handlers are plain functions called in the informer's task; they must only enqueue
-keys (see workqueue.py). Cached objects are shared: never mutate them.
+keys (see workqueue.py). Cached objects are shared: never mutate them. An optional
+``transform`` rewrites each object before it is cached or handed to handlers (the
+server's components use compact.py's, which shares equal parts between objects).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ IndexFunc = Callable[[Obj], Iterable[str]]
 AddFunc = Callable[[Obj], None]
 UpdateFunc = Callable[[Obj, Obj], None]
 DeleteFunc = Callable[[Obj], None]
+Transform = Callable[[Obj], Obj]
 
 NAMESPACE_INDEX = "namespace"
 
@@ -177,8 +180,10 @@ class Informer:
         field_selector: str | None = None,
         resync_period: float | None = None,
         page_size: int = 500,
+        transform: Transform | None = None,
     ) -> None:
         self.client = client
+        self.transform = transform
         self.resource = resource
         self.namespace = namespace if resource.namespaced else None
         self.label_selector = label_selector
@@ -329,7 +334,7 @@ class Informer:
                     obj["kind"] = kind
                 if api_version and "apiVersion" not in obj:
                     obj["apiVersion"] = api_version
-                items[object_key(obj)] = obj
+                items[object_key(obj)] = obj if self.transform is None else self.transform(obj)
             meta = page.get("metadata") or {}
             continue_ = meta.get("continue") or None
             if not continue_:
@@ -383,6 +388,8 @@ class Informer:
                 self.last_resource_version = rv
             return
         key = object_key(obj)
+        if self.transform is not None:
+            obj = self.transform(obj)
         if etype in ("ADDED", "MODIFIED"):
             old = self.cache.put(key, obj)
             if old is None:
@@ -409,10 +416,17 @@ class Informer:
 class InformerFactory:
     """One shared informer per (resource, namespace, selectors) for all controllers."""
 
-    def __init__(self, client: Client, resync_period: float | None = None, namespace: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        resync_period: float | None = None,
+        namespace: str | None = None,
+        transform: Transform | None = None,
+    ) -> None:
         self.client = client
         self.resync_period = resync_period
         self.namespace = namespace
+        self.transform = transform
         self._informers: dict[tuple[Any, ...], Informer] = {}
         self._started = False
 
@@ -427,7 +441,10 @@ class InformerFactory:
         key = (resource, namespace if resource.namespaced else None, label_selector or "", field_selector or "")
         informer = self._informers.get(key)
         if informer is None:
-            informer = Informer(self.client, resource, namespace, label_selector, field_selector, self.resync_period)
+            informer = Informer(
+                self.client, resource, namespace, label_selector, field_selector, self.resync_period,
+                transform=self.transform,
+            )
             self._informers[key] = informer
             if self._started:
                 informer.start()

@@ -1,4 +1,8 @@
-"""Starts a set of controllers over one shared informer factory and stops them together."""
+"""Starts a set of controllers over one shared informer factory and stops them together.
+
+The factory may be shared further (the server gives the scheduler the same one, so each
+collection is cached once in the process); whoever created it stops it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import pkgutil
 from collections.abc import Iterable
 
 import sampan.controllers
+from sampan.client.compact import informer_transform
 from sampan.client.informer import InformerFactory
 from sampan.client.interface import Client
 from sampan.controllers.base import REGISTERED, Controller, ControllerContext, ControllerOptions
@@ -33,6 +38,7 @@ class ControllerManager:
         names: Iterable[str] | None = None,
         options: ControllerOptions | None = None,
         disabled: Iterable[str] = (),
+        informers: InformerFactory | None = None,
     ) -> None:
         available = load_all()
         wanted = list(names) if names is not None else sorted(available)
@@ -40,7 +46,10 @@ class ControllerManager:
         if unknown:
             raise ValueError(f"unknown controllers: {', '.join(unknown)}")
         skip = set(disabled)
-        self.context = ControllerContext(client, InformerFactory(client), options or ControllerOptions())
+        self._owns_informers = informers is None
+        if informers is None:
+            informers = InformerFactory(client, transform=informer_transform())
+        self.context = ControllerContext(client, informers, options or ControllerOptions())
         self.controllers = [available[n](self.context) for n in wanted if n not in skip]
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -63,6 +72,7 @@ class ControllerManager:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        await self.context.informers.stop()
+        if self._owns_informers:
+            await self.context.informers.stop()
         for recorder in self.context.recorders.values():
             await recorder.close()

@@ -13,6 +13,7 @@ from sampan.api import apply, conversion, crdschema, errors, patch, validation
 from sampan.api.apply.merge import InvalidApply
 from sampan.api.defaults import apply_defaults as apply_builtin_defaults
 from sampan.api.schemas import schema_for
+from sampan.api.validation.structural import check_schema
 from sampan.apiserver.resources import ResourceInfo
 from sampan.registry.meta import Obj, timestamp
 from sampan.registry.prune import prune_unknown
@@ -30,19 +31,24 @@ def apply_defaults(obj: Obj, info: ResourceInfo) -> None:
         crdschema.apply_schema_defaults(obj, info.schema)
 
 
-def check_decoding(obj: Obj, info: ResourceInfo, field_validation: str, warnings: list[str]) -> None:
+def check_decoding(obj: Obj, info: ResourceInfo, field_validation: str, warnings: list[str],
+                   old: Obj | None = None) -> None:
     """What decoding into the typed object checks upstream: field types, and unknown
-    fields (400 when Strict, a warning when Warn). Runs before anything reads the body."""
+    fields (400 when Strict, a warning when Warn). Runs before anything reads the body.
+
+    ``old``: for an update of a built-in kind, the stored object (in the same version),
+    which was checked and pruned when written: only the parts that differ are checked."""
     if info.custom:
         _prune_custom(obj, info, field_validation, warnings)
         return
     if info.schema is None:
         return
-    causes, warns = validation.validate_schema(obj, info.schema, field_validation)
+    causes, warns, prunable = check_schema(obj, info.schema, field_validation, old)
     warnings.extend(warns)
     if causes:
         raise errors.bad_request(validation.strict_decoding_message(info.kind, info.version, causes))
-    prune_unknown(obj, info.schema)
+    if prunable:  # the check found unknown fields (or embedded objects): something to drop
+        prune_unknown(obj, info.schema)
     if info.group == "" and info.kind == "Secret":
         fold_string_data(obj)
 

@@ -10,6 +10,7 @@ from sampan.api.selectors import FieldSelector
 from sampan.apiserver.resources import ResourceInfo
 from sampan.registry.default_tolerations import DEFAULT_SECONDS as DEFAULT_TOLERATION_SECONDS
 from sampan.registry.default_tolerations import add_default_tolerations
+from sampan.registry.event_strategy import EventStrategy
 from sampan.registry.meta import Obj, timestamp
 from sampan.registry.strategy import Strategy
 
@@ -113,5 +114,7 @@ def builtin_strategy(group: str, plural: str, has_status: bool, custom: bool = F
         ("", "namespaces"): NamespaceStrategy,
         ("", "nodes"): NodeStrategy,
         ("batch", "jobs"): JobStrategy,
+        ("", "events"): EventStrategy,
+        ("events.k8s.io", "events"): EventStrategy,
     }.get((group, plural), Strategy)
     return cls(group, plural, has_status, custom)

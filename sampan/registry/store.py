@@ -142,7 +142,7 @@ class ResourceStore:
             exc = errors.method_not_supported(self.gr, "create")
             exc.status["message"] = "create not allowed while custom resource definition is terminating"
             raise exc
-        hooks.check_decoding(obj, self.info, opts.field_validation, opts.warnings)
+        self.strategy.check_decoding(obj, self.info, opts)
         self.check_url_identity(namespace, None, obj)
         m = meta(obj)
         generated = not m.get("name") and bool(m.get("generateName"))
@@ -167,7 +167,7 @@ class ResourceStore:
         await self.registry.admission.admit(attrs)
         self.strategy.prepare_for_create(obj)
         await self._admit(obj, None, opts, mutated=True)
-        hooks.update_managed_fields(None, obj, opts.field_manager, self.info, "")
+        self.strategy.record_create(obj, opts.field_manager, self.info)
         attempts = GENERATE_NAME_ATTEMPTS if generated else 1
         finish = await self.strategy.begin_create(obj, opts.dry_run)
         stored = False
@@ -257,7 +257,9 @@ class ResourceStore:
     async def _prepare_update(
         self, new: Obj, old: Obj, revision: int, opts: WriteOptions, subresource: str, operation: str
     ) -> None:
-        hooks.check_decoding(new, self.info, opts.field_validation, opts.warnings)
+        # Converted kinds: the stored object came through a conversion; check all of it.
+        checked = old if self.conversion is None else None
+        hooks.check_decoding(new, self.info, opts.field_validation, opts.warnings, checked)
         new_meta, old_meta = meta(new), meta(old)
         requested = new_meta.get("resourceVersion")
         if requested and requested != str(revision):

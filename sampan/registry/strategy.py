@@ -4,11 +4,16 @@ the status and scale subresources are the same store with another strategy."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sampan.api import fieldsets
 from sampan.api.selectors import FieldSelector
+from sampan.registry import hooks
 from sampan.registry.meta import Obj
+
+if TYPE_CHECKING:
+    from sampan.apiserver.resources import ResourceInfo
+    from sampan.registry.options import WriteOptions
 
 # Built-in kinds with a status subresource whose generation upstream does not track.
 _NO_GENERATION = {
@@ -41,6 +46,14 @@ class Strategy:
 
     def prepare_for_update(self, new: Obj, old: Obj) -> None:
         pass
+
+    def check_decoding(self, obj: Obj, info: ResourceInfo, opts: WriteOptions) -> None:
+        """A create body's decoding checks (types, unknown fields); see hooks.check_decoding."""
+        hooks.check_decoding(obj, info, opts.field_validation, opts.warnings)
+
+    def record_create(self, obj: Obj, manager: str, info: ResourceInfo) -> None:
+        """The managedFields entry of a create by ``manager`` (operation Update)."""
+        hooks.update_managed_fields(None, obj, manager, info, "")
 
     def validate(self, obj: Obj, old: Obj | None) -> list[dict[str, Any]]:
         """Kind-specific checks the schema cannot express (beyond sampan.api.validation)."""

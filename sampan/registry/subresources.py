@@ -10,9 +10,10 @@ from sampan.api.schemas import schema_for
 from sampan.api.selectors import SelectorError, label_selector_from_dict
 from sampan.apiserver.resources import ResourceInfo
 from sampan.registry import hooks
-from sampan.registry.meta import Obj, meta, timestamp
+from sampan.registry.meta import Obj, encode, meta, timestamp
 from sampan.registry.options import DeleteOptions, WriteOptions
 from sampan.registry.store import ResourceStore, copy_obj
+from sampan.store import interface as st
 
 # Scale is not served as a resource of its own; this describes it for the patch code.
 SCALE_INFO = ResourceInfo(
@@ -144,9 +145,6 @@ async def bind_pod(rs: ResourceStore, namespace: str, name: str, binding: Obj, o
 
     # Like upstream's BindingREST: a plain read-modify-write of the stored pod, without the
     # update path's decoding checks, validation and managedFields (the scheduler's hot path).
-    from sampan.registry.meta import encode
-    from sampan.store import interface as st
-
     uid = meta(binding).get("uid")
 
     def try_update(current: st.KeyValue | None) -> bytes:

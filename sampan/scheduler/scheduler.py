@@ -13,6 +13,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
+from sampan.client.compact import informer_transform
 from sampan.client.events import NORMAL, WARNING, EventRecorder
 from sampan.client.informer import InformerFactory
 from sampan.client.interface import NAMESPACES, NODES, PODS, Client, Obj, is_not_found
@@ -61,6 +62,7 @@ class Scheduler:
         config: SchedulerConfig | dict[str, Any] | None = None,
         rng: random.Random | None = None,
         event_queue_size: int = 20000,
+        informers: InformerFactory | None = None,
     ) -> None:
         self.client = client
         self.config = config if isinstance(config, SchedulerConfig) else SchedulerConfig.from_dict(config)
@@ -71,7 +73,9 @@ class Scheduler:
             self.config.pod_max_in_unschedulable_seconds,
         )
         self.recorder = EventRecorder(client, COMPONENT, queue_size=event_queue_size, writers=8)
-        self.informers = InformerFactory(client)
+        # The server passes the controller manager's factory: one cache per collection.
+        self._owns_informers = informers is None
+        self.informers = informers or InformerFactory(client, transform=informer_transform())
         self.handle = Handle(client, self.recorder, self.cache, self.informers)
         self.framework = Framework.build(self.config, self.handle)
         self.algorithm = Algorithm(self.framework, self.config.percentage_of_nodes_to_score, rng)
@@ -107,7 +111,8 @@ class Scheduler:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks, self._pending = [], set()
-        await self.informers.stop()
+        if self._owns_informers:
+            await self.informers.stop()
         await self.recorder.close()
 
     async def idle(self) -> None:

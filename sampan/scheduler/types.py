@@ -132,6 +132,15 @@ def pod_requests(spec: Obj, non_zero: bool = False) -> Resources:
     return total
 
 
+def _states_cpu_and_memory(spec: Obj) -> bool:
+    for group in (spec.get("containers") or (), spec.get("initContainers") or ()):
+        for c in group:
+            requests = (c.get("resources") or {}).get("requests") or {}
+            if CPU not in requests or MEMORY not in requests:
+                return False
+    return True
+
+
 def selector(spec: Obj | None) -> LabelSelector:
     """A metav1.LabelSelector; an invalid one matches nothing."""
     try:
@@ -214,7 +223,8 @@ class PodInfo:
         self.priority: int = int(spec.get("priority") or 0)
         self.terminating = bool(meta.get("deletionTimestamp"))
         self.requests = pod_requests(spec)
-        nz = pod_requests(spec, non_zero=True)
+        # The scoring defaults only fill in containers that state no cpu or memory.
+        nz = self.requests if _states_cpu_and_memory(spec) else pod_requests(spec, non_zero=True)
         self.non_zero_cpu, self.non_zero_memory = nz.cpu, nz.memory
         ports: list[tuple[str, str, int]] = []
         for c in list(spec.get("initContainers") or ()) + list(spec.get("containers") or ()):

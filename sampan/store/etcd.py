@@ -7,7 +7,6 @@ writers fail the compare and retry instead of overwriting each other.
 
 from __future__ import annotations
 
-import inspect
 import weakref
 from typing import Any
 
@@ -26,6 +25,7 @@ from .interface import (
     TryUpdate,
     decode_continue,
     encode_continue,
+    next_value,
 )
 
 
@@ -163,17 +163,12 @@ class EtcdStore:
         try_update: TryUpdate,
         preconditions: Preconditions | None = None,
         ignore_not_found: bool = False,
+        cached: KeyValue | None = None,  # not used yet: always reads
     ) -> KeyValue:
         full = self._full(key)
         current = await self._get_or_none(key)
         while True:
-            if current is None and not ignore_not_found:
-                raise NotFound(key)
-            if current is not None and preconditions is not None:
-                preconditions.verify(current)
-            new_value = try_update(current)
-            if inspect.isawaitable(new_value):
-                new_value = await new_value
+            new_value = await next_value(key, current, try_update, preconditions, ignore_not_found)
             if current is not None and new_value == current.value:
                 return current
             put = rpc.RequestOp(request_put=rpc.PutRequest(key=full, value=new_value))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable, Literal, Protocol
 
@@ -118,6 +119,20 @@ new value. It may be called several times when writers race; it must not have si
 effects outside its return value. Raising aborts the update."""
 
 
+async def next_value(key: str, current: KeyValue | None, try_update: TryUpdate,
+                     preconditions: Preconditions | None, ignore_not_found: bool) -> bytes:
+    """One attempt of a guaranteed update: the checks every store makes on ``current``,
+    then ``try_update``'s new value."""
+    if current is None and not ignore_not_found:
+        raise NotFound(key)
+    if current is not None and preconditions is not None:
+        preconditions.verify(current)
+    new_value = try_update(current)
+    if inspect.isawaitable(new_value):
+        new_value = await new_value
+    return new_value
+
+
 class Watch(Protocol):
     def __aiter__(self) -> AsyncIterator[Event]: ...
 
@@ -150,9 +165,13 @@ class Store(Protocol):
         try_update: TryUpdate,
         preconditions: Preconditions | None = None,
         ignore_not_found: bool = False,
+        cached: KeyValue | None = None,
     ) -> KeyValue:
         """Read-modify-write with the compare-and-swap retry loop inside the backend.
-        If the new value equals the current one nothing is written."""
+        If the new value equals the current one nothing is written. ``cached``: the
+        caller's recent copy of the current value (upstream's cachedExistingObject); a
+        backend may start from it instead of reading, and must then redo the read when
+        it proves stale or when ``try_update`` fails on it."""
         ...
 
     async def delete(self, key: str, preconditions: Preconditions | None = None) -> KeyValue:
@@ -203,6 +222,8 @@ def decode_continue(prefix: str, token: str) -> tuple[int, str]:
         raise InvalidContinue(f"continue key is not valid: {exc}") from exc
     if data.get("v") != "meta.k8s.io/v1" or not isinstance(revision, int) or not isinstance(start, str):
         raise InvalidContinue("continue key is not valid: unknown version or shape")
-    if revision <= 0 or start.startswith("/") or ".." in start.split("/"):
+    # Keys under a collection prefix never start with "/"; under the empty prefix (the watch
+    # cache's load) every key does.
+    if revision <= 0 or (prefix and start.startswith("/")) or ".." in start.split("/"):
         raise InvalidContinue("continue key is not valid: bad revision or key")
     return revision, prefix + start

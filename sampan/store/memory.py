@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 from sortedcontainers import SortedDict
@@ -19,6 +18,7 @@ from .interface import (
     decode_continue,
     encode_continue,
     prefix_end,
+    next_value,
 )
 from .watchhub import HubWatch, WatchHub
 
@@ -122,16 +122,11 @@ class MemoryStore:
         try_update: TryUpdate,
         preconditions: Preconditions | None = None,
         ignore_not_found: bool = False,
+        cached: KeyValue | None = None,  # reads are free here: always the live value
     ) -> KeyValue:
         while True:
             current = self._current(key)
-            if current is None and not ignore_not_found:
-                raise NotFound(key)
-            if current is not None and preconditions is not None:
-                preconditions.verify(current)
-            new_value = try_update(current)
-            if inspect.isawaitable(new_value):
-                new_value = await new_value
+            new_value = await next_value(key, current, try_update, preconditions, ignore_not_found)
             if self._current(key) != current:
                 continue  # someone wrote while try_update awaited: retry on fresh state
             if current is not None and new_value == current.value:

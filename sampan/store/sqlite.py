@@ -9,7 +9,6 @@ background task compacts old history and gives the space back to the file system
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import sqlite3
@@ -31,6 +30,7 @@ from .interface import (
     decode_continue,
     encode_continue,
     prefix_end,
+    next_value,
 )
 from .sqlite_writer import SCHEMA, Writer, WriteOp, _Stale, connect, current_row, read_compacted, read_revision
 from .watchhub import HubWatch, WatchHub
@@ -157,26 +157,33 @@ class SQLiteStore:
         try_update: TryUpdate,
         preconditions: Preconditions | None = None,
         ignore_not_found: bool = False,
+        cached: KeyValue | None = None,
     ) -> KeyValue:
-        current = await self._read(current_row, key)
+        # A cached value saves the read (a trip to a reader thread); the write's revision
+        # check catches a stale one, and anything else it made fail is retried on a fresh read.
+        trusted = cached is None or preconditions is not None
+        current = await self._read(current_row, key) if trusted else cached
         while True:
-            if current is None and not ignore_not_found:
-                raise NotFound(key)
-            if current is not None and preconditions is not None:
-                preconditions.verify(current)
-            new_value = try_update(current)
-            if inspect.isawaitable(new_value):
-                new_value = await new_value
+            try:
+                new_value = await next_value(key, current, try_update, preconditions, ignore_not_found)
+            except Exception:
+                if trusted:
+                    raise
+                current, trusted = await self._read(current_row, key), True
+                continue
             if current is not None and new_value == current.value:
+                if not trusted:
+                    current, trusted = await self._read(current_row, key), True
+                    continue
                 return current
             try:
                 if current is None:
                     return await self._submit(WriteOp("create", key, new_value))
                 return await self._submit(WriteOp("update", key, new_value, current.revision))
             except _Stale as stale:
-                current = stale.current
+                current, trusted = stale.current, True
             except (AlreadyExists, NotFound):
-                current = await self._read(current_row, key)
+                current, trusted = await self._read(current_row, key), True
 
     async def delete(self, key: str, preconditions: Preconditions | None = None) -> KeyValue:
         current = await self._read(current_row, key)

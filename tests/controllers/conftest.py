@@ -32,3 +32,10 @@ async def start_controllers(registry: Registry) -> AsyncIterator[StartController
         await manager.stop()
 
 
+
+
+@pytest.fixture(autouse=True)
+def frozen_informer_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Informer objects are shared between controllers (and parts of them between objects):
+    in these tests they are frozen, so a controller changing one in place fails loudly."""
+    monkeypatch.setenv("SAMPAN_CHECK_INFORMER_MUTATIONS", "1")

@@ -58,3 +58,32 @@ def test_unknown_controller_is_refused(client) -> None:
 
 def test_all_modules_register() -> None:
     assert all(cls.name == name for name, cls in load_all().items())
+
+
+async def test_informer_objects_are_frozen_in_check_mode(
+    echo_registered: None, client, start_controllers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sampan.client.compact import CachedObjectMutated
+
+    monkeypatch.setenv("SAMPAN_CHECK_INFORMER_MUTATIONS", "1")
+    manager = await start_controllers("test-echo")
+    await client.create(CONFIGMAPS, {"metadata": {"name": "f"}, "data": {"a": "v"}}, "default")
+    informer = manager.get("test-echo").configmaps
+    cached = await eventually(lambda: informer.get("default/f"))
+    assert "managedFields" not in cached["metadata"]
+    with pytest.raises(CachedObjectMutated):
+        cached["data"]["a"] = "changed"
+
+
+async def test_a_shared_factory_outlives_the_manager(echo_registered: None, client) -> None:
+    from sampan.client.informer import InformerFactory
+
+    factory = InformerFactory(client)
+    manager = ControllerManager(client, ["test-echo"], informers=factory)
+    await manager.start()
+    assert manager.context.informers is factory
+    await manager.stop()
+    try:
+        assert factory.informers() and all(i.running for i in factory.informers())
+    finally:
+        await factory.stop()

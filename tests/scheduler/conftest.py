@@ -17,6 +17,13 @@ from tests.harness import eventually  # noqa: F401 - re-exported for the tests
 Obj = dict[str, Any]
 
 
+@pytest.fixture(autouse=True)
+def frozen_informer_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Informer objects are shared with the controllers (and parts of them between objects):
+    in these tests they are frozen, so the scheduler changing one in place fails loudly."""
+    monkeypatch.setenv("SAMPAN_CHECK_INFORMER_MUTATIONS", "1")
+
+
 def node_obj(
     name: str,
     cpu: str = "4",

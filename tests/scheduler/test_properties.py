@@ -249,3 +249,27 @@ def test_hard_spread_running_totals_match_a_recount(placed, zones, skew) -> None
             chunked, _ = alg._filter_chunks(filters, state, incoming, snap.nodes, 0, len(snap.nodes))
             assert {n.name for n in chunked} == results[-1]
         assert results[0] == results[1]
+
+
+_request_st = st.dictionaries(st.sampled_from(["cpu", "memory", "ephemeral-storage"]), st.sampled_from(["1", "250m", "64Mi"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    containers=st.lists(_request_st, min_size=1, max_size=3),
+    init=st.lists(st.tuples(_request_st, st.booleans()), max_size=2),
+)
+def test_non_zero_requests_match_the_full_computation(containers, init) -> None:
+    from sampan.scheduler.types import pod_requests
+
+    spec = {
+        "containers": [{"name": f"c{i}", "resources": {"requests": r}} for i, r in enumerate(containers)],
+        "initContainers": [
+            {"name": f"i{i}", "resources": {"requests": r}, **({"restartPolicy": "Always"} if sidecar else {})}
+            for i, (r, sidecar) in enumerate(init)
+        ],
+    }
+    info = PodInfo({"metadata": {"name": "p", "namespace": "default"}, "spec": spec})
+    want = pod_requests(spec, non_zero=True)
+    assert (info.non_zero_cpu, info.non_zero_memory) == (want.cpu, want.memory)
+    assert info.non_zero_cpu > 0 and info.non_zero_memory > 0

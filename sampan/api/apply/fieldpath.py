@@ -17,9 +17,12 @@ elements); a path is a member when it is in the set.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 PathElement = tuple[int, Any]
 Path = tuple[PathElement, ...]
@@ -107,7 +110,9 @@ def _go_numbers(value: Any) -> Any:
 
 # --- element <-> text --------------------------------------------------------
 
+@functools.lru_cache(maxsize=16384)
 def serialize_element(pe: PathElement) -> str:
+    # Cached: the same keys (container names, condition types, ports) recur in every object.
     kind, data = pe
     if kind == FIELD:
         return "f:" + data
@@ -168,11 +173,29 @@ def path_string(path: Path) -> str:
 
 # --- FieldsV1 -----------------------------------------------------------------
 
+# Encodings and parses of recent field sets: most writes store the same few sets again
+# (every renewal of a lease, every status write of pods from one template).
+_ENCODED: dict[FieldSet, bytes] = {}
+_PARSED: dict[bytes, FieldSet] = {}
+_CACHE_LIMIT = 4096
+
+
 def fields_v1(fieldset: Iterable[Path]) -> dict[str, Any]:
     """The FieldsV1 JSON object for a field set, keys in upstream order.
 
     A path that is a member and also has members below it gets a ``"."`` entry.
     """
+    if isinstance(fieldset, frozenset):
+        found = _ENCODED.get(fieldset)
+        if found is None:
+            if len(_ENCODED) >= _CACHE_LIMIT:
+                _ENCODED.clear()
+            found = _ENCODED[fieldset] = orjson.dumps(_fields_v1(fieldset))
+        return orjson.loads(found)  # a fresh object: callers may change it
+    return _fields_v1(fieldset)
+
+
+def _fields_v1(fieldset: Iterable[Path]) -> dict[str, Any]:
     members = set(fieldset)
     trie: dict[PathElement, Any] = {}
     for path in members:
@@ -195,6 +218,19 @@ def _emit(node: dict[PathElement, Any], prefix: Path, members: set[Path]) -> dic
 
 def parse_fields_v1(data: dict[str, Any]) -> FieldSet:
     """The field set a FieldsV1 object describes."""
+    try:
+        text = orjson.dumps(data)
+    except TypeError:
+        return _parse_fields_v1(data)
+    found = _PARSED.get(text)
+    if found is None:
+        if len(_PARSED) >= _CACHE_LIMIT:
+            _PARSED.clear()
+        found = _PARSED[text] = _parse_fields_v1(data)
+    return found
+
+
+def _parse_fields_v1(data: dict[str, Any]) -> FieldSet:
     out: set[Path] = set()
     _collect(data, (), out)
     return frozenset(out)

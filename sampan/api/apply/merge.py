@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from sampan.api import schemas
+from sampan.api.validation.structural import same_json
 from sampan.api.apply.fieldpath import (
     FIELD,
     FieldSet,
@@ -54,8 +55,20 @@ MISSING: Any = _Missing()
 
 # --- schema navigation --------------------------------------------------------
 
+# Resolved schema nodes by identity (the node is kept alive with its entry so its id is
+# not reused): every walk resolves the same few hundred nodes over and over.
+_RESOLVED: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+
 def _resolve(schema: Schema) -> dict[str, Any]:
-    return schemas.resolve(schema) if schema else {}
+    if not schema:
+        return {}
+    found = _RESOLVED.get(id(schema))
+    if found is None or found[0] is not schema:
+        if len(_RESOLVED) > 100_000:
+            _RESOLVED.clear()
+        found = _RESOLVED[id(schema)] = (schema, schemas.resolve(schema))
+    return found[1]
 
 
 def root_schema(schema: Schema) -> dict[str, Any] | None:
@@ -308,14 +321,46 @@ def compare(old: Any, new: Any, schema: Schema, zero_structs: bool = False) -> C
     return result
 
 
+# The two shortcuts of _compare below; tests turn them off to check them against the full walk.
+SHORTCUTS = True
+
+
+def _add_all(new: Any, s: dict[str, Any], path: Path, c: Comparison) -> None:
+    """What :func:`_compare` records for a subtree with nothing before it, without its
+    per-node bookkeeping for two sides."""
+    if isinstance(new, dict) and new and not _atomic_map(s):
+        for name, value in new.items():
+            _add_all(value, child_schema(s, name)[0], path + (field(name),), c)
+        if path:
+            c.added.add(path)
+    elif isinstance(new, list) and new and list_kind(s)[0] != "atomic":
+        item_schema = items_schema(s)
+        for pe, item in _index_items(new, s, strict=False).items():
+            _add_all(item, item_schema, path + (pe,), c)
+        if path:
+            c.added.add(path)
+    else:
+        c.added.add(path)
+
+
+def _identical(a: Any, b: Any) -> bool:
+    """Equal as JSON with the same types (stricter than :func:`same`), checked at C speed."""
+    return a is not MISSING and b is not MISSING and same_json(a, b)
+
+
 def _empty(value: Any) -> bool:
     return value is MISSING or value is None or value == {} or value == []
 
 
 def _compare(old: Any, new: Any, s: dict[str, Any], path: Path, c: Comparison,
              in_zero: bool, zero_structs: bool) -> None:
+    if SHORTCUTS and _identical(old, new):
+        return  # nothing added, modified or removed below (most of an object, most of the time)
     # Only fields of a node that exists in the zero value exist there themselves.
     zero_structs = zero_structs and (in_zero or not path)
+    if old is MISSING and not zero_structs and not in_zero and SHORTCUTS:
+        _add_all(new, s, path, c)  # a new subtree: everything in it is added
+        return
     both_empty = _empty(old) and _empty(new)
     # Written out rather than all(...) over a generator: this runs for every node.
     maps = (old is MISSING or old is None or isinstance(old, dict)) and (

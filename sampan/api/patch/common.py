@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 
 class PatchError(ValueError):
     """A patch could not be applied.
@@ -30,10 +32,20 @@ class PatchTestFailed(PatchError):
 
 def clone(value: Any) -> Any:
     """A deep copy of a JSON value (faster than ``copy.deepcopy`` for plain data)."""
+    if isinstance(value, (dict, list)):
+        try:
+            # Whole objects (a patch's target) copy several times faster through orjson.
+            return orjson.loads(orjson.dumps(value))
+        except (TypeError, orjson.JSONEncodeError):
+            return _clone(value)  # not plain JSON (integers past 64 bits, keys not strings)
+    return value
+
+
+def _clone(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: clone(v) for k, v in value.items()}
+        return {k: _clone(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [clone(v) for v in value]
+        return [_clone(v) for v in value]
     return value
 
 

@@ -7,6 +7,7 @@ from typing import Callable
 from sampan.api.validation import core, crd, names, workloads
 from sampan.api.validation.field import Cause
 from sampan.api.validation.meta import validate_object_meta, validate_object_meta_update
+from sampan.api.validation.structural import same_json
 from sampan.api.validation.update import UPDATE_RULES
 
 CLUSTER_SCOPED = {
@@ -59,6 +60,14 @@ KIND_RULES: dict[tuple[str, str], Callable[[dict], list[Cause]]] = {
 }
 
 
+# Kinds whose rule reads nothing but ``spec``: an update that leaves the spec as stored
+# (a status write, a label change) need not check it again. Every pod status write did.
+_SPEC_ONLY_RULES = {("", "Pod")}
+# The metadata fields validate_object_meta reads.
+_META_RULE_KEYS = ("name", "generateName", "namespace", "generation", "labels", "annotations", "finalizers",
+                   "ownerReferences")
+
+
 def is_namespaced(group: str, kind: str) -> bool:
     return (group, kind) not in CLUSTER_SCOPED
 
@@ -71,10 +80,16 @@ def validate_builtin(obj: dict, group: str, kind: str, old: dict | None = None) 
     """
     name_fn = names.name_checker(NAME_RULES.get((group, kind), "subdomain"))
     meta = obj.get("metadata")
-    # apiextensions objects use the generic ObjectMeta rules, not the core ones.
-    errs = validate_object_meta(meta, is_namespaced(group, kind), name_fn, core_rules=group != "apiextensions.k8s.io")
+    old_meta = old.get("metadata") if old is not None else None
+    errs: list[Cause]
+    if isinstance(meta, dict) and isinstance(old_meta, dict) and all(
+            same_json(meta.get(k), old_meta.get(k)) for k in _META_RULE_KEYS):
+        errs = []  # what the rules read is as stored (and was checked then)
+    else:
+        # apiextensions objects use the generic ObjectMeta rules, not the core ones.
+        errs = validate_object_meta(meta, is_namespaced(group, kind), name_fn, core_rules=group != "apiextensions.k8s.io")
     rule = KIND_RULES.get((group, kind))
-    if rule:
+    if rule and not (old is not None and (group, kind) in _SPEC_ONLY_RULES and same_json(obj.get("spec"), old.get("spec"))):
         errs += rule(obj)
     if old is not None:
         errs += validate_object_meta_update(meta if isinstance(meta, dict) else {}, old.get("metadata") or {})

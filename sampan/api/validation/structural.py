@@ -12,12 +12,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from sampan.api import schemas
 from sampan.api.validation import field
 from sampan.api.validation.field import Cause
 
 _OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 _ROOT_KEYS = ("apiVersion", "kind", "metadata")
+_MISSING: Any = object()
+# Per schema node (by identity; the node is kept alive with its entry so its id is not
+# reused): (node, its $ref name, the resolved schema, its JSON types). Resolving refs and
+# types again for every value of every write was most of the cost of a check.
+_NODES: dict[int, tuple[dict[str, Any], str | None, dict[str, Any], set[str]]] = {}
+_ROOTS: dict[int, tuple[dict[str, Any], dict[str, Any], bool]] = {}
+_CACHE_LIMIT = 100_000
 
 
 def _types(schema: dict[str, Any]) -> set[str]:
@@ -92,11 +101,40 @@ def _ref_of(schema: dict[str, Any] | None) -> str | None:
     return name
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON values, types included (for Python ``True == 1`` and ``1 == 1.0``)."""
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is dict or kind is list:
+        if a != b:
+            return False
+        try:
+            return orjson.dumps(a) == orjson.dumps(b)
+        except TypeError:
+            return False
+    return bool(a == b)
+
+
+def _node(raw_schema: dict[str, Any]) -> tuple[dict[str, Any], str | None, dict[str, Any], set[str]]:
+    found = _NODES.get(id(raw_schema))
+    if found is None or found[0] is not raw_schema:
+        if len(_NODES) > _CACHE_LIMIT:
+            _NODES.clear()
+        schema = schemas.resolve(raw_schema)
+        found = _NODES[id(raw_schema)] = (raw_schema, _ref_of(raw_schema), schema, _types(schema))
+    return found
+
+
 class _Walker:
     def __init__(self, builtin: bool) -> None:
         self.builtin = builtin
         self.unknown: list[str] = []
         self.causes: list[Cause] = []
+        # Embedded resources: their apiVersion/kind/metadata pass here but pruning drops them.
+        self.embedded = False
 
     def type_error(self, path: str, value: Any, schema: dict, ref: str | None, parent: str) -> None:
         actual = json_type(value)
@@ -112,45 +150,72 @@ class _Walker:
             detail = f'{path} in body must be of type {want}: "{actual}"'
             self.causes.append(field.type_invalid(path, actual, detail))
 
-    def walk(self, value: Any, raw_schema: dict[str, Any] | None, path: str, parent: str) -> None:
+    def walk(self, value: Any, raw_schema: dict[str, Any] | None, path: str, parent: str, old: Any = _MISSING) -> None:
+        """``old``: the stored value at this place, already checked when it was written;
+        the parts of ``value`` equal to it are not checked again."""
         if value is None or not raw_schema:
             return
-        ref = _ref_of(raw_schema)
-        schema = schemas.resolve(raw_schema)
-        types = _types(schema)
+        _, ref, schema, types = _node(raw_schema)
         if not type_matches(value, types):
             self.type_error(path, value, schema, ref, parent)
             return
         struct = ref.split(".")[-1] if ref else parent
         if isinstance(value, dict):
-            self.walk_object(value, schema, path, struct)
+            self.walk_object(value, schema, path, struct, old if type(old) is dict else None)
         elif isinstance(value, list) and "items" in schema:
+            olds = old if type(old) is list else ()
+            items = schema["items"]
             for i, item in enumerate(value):
-                self.walk(item, schema["items"], field.index(path, i), struct)
+                before = olds[i] if i < len(olds) else _MISSING
+                if before is not _MISSING and same_json(item, before):
+                    continue
+                self.walk(item, items, field.index(path, i), struct, before)
 
-    def walk_object(self, value: dict, schema: dict[str, Any], path: str, struct: str) -> None:
+    def walk_object(self, value: dict, schema: dict[str, Any], path: str, struct: str, old: dict | None = None) -> None:
         props = schema.get("properties")
         extra = schema.get("additionalProperties")
         preserve = schema.get("x-kubernetes-preserve-unknown-fields") is True
         embedded = schema.get("x-kubernetes-embedded-resource") is True
+        self.embedded = self.embedded or embedded
         for key, item in value.items():
+            before = _MISSING if old is None else old.get(key, _MISSING)
+            if before is not _MISSING and same_json(item, before):
+                continue
             sub = field.child(path, key)
             if props and key in props:
-                self.walk(item, props[key], sub, struct)
+                self.walk(item, props[key], sub, struct, before)
             elif embedded and key in _ROOT_KEYS:
-                self.walk(item, _root_key_schema(key), sub, struct)
+                self.walk(item, _root_key_schema(key), sub, struct, before)
             elif isinstance(extra, dict):
-                self.walk(item, extra, sub, struct)
+                self.walk(item, extra, sub, struct, before)
             elif props is not None or (extra is False):
                 if not preserve:
                     self.unknown.append(sub)
             # an object schema without properties is free-form (RawExtension, JSON...)
 
 
+_ROOT_KEY_SCHEMAS = {"metadata": {"$ref": "#/$defs/" + _OBJECT_META}, "apiVersion": {"type": "string"},
+                     "kind": {"type": "string"}}
+
+
 def _root_key_schema(key: str) -> dict[str, Any]:
-    if key == "metadata":
-        return {"$ref": "#/$defs/" + _OBJECT_META}
-    return {"type": "string"}
+    # Shared (never mutated) so the per-node cache sees the same dict every time.
+    return _ROOT_KEY_SCHEMAS[key]
+
+
+def _root(schema: dict) -> tuple[dict[str, Any], bool]:
+    """The top-level schema with apiVersion/kind/metadata declared, and whether it is a built-in's."""
+    found = _ROOTS.get(id(schema))
+    if found is None or found[0] is not schema:
+        if len(_ROOTS) > _CACHE_LIMIT:
+            _ROOTS.clear()
+        root = dict(schemas.resolve(schema))
+        props = dict(root.get("properties") or {})
+        for key in _ROOT_KEYS:
+            props.setdefault(key, _root_key_schema(key))
+        root["properties"] = props
+        found = _ROOTS[id(schema)] = (schema, root, _is_builtin(schema))
+    return found[1], found[2]
 
 
 def validate_schema(obj: dict, schema: dict, field_validation: str) -> tuple[list[Cause], list[str]]:
@@ -159,15 +224,21 @@ def validate_schema(obj: dict, schema: dict, field_validation: str) -> tuple[lis
     ``field_validation`` is the request's ``fieldValidation`` (Strict, Warn, Ignore);
     unknown fields become causes, warnings, or nothing. Type errors are always causes.
     """
-    builtin = _is_builtin(schema)
+    causes, warnings, _ = check_schema(obj, schema, field_validation)
+    return causes, warnings
+
+
+def check_schema(obj: dict, schema: dict, field_validation: str,
+                 old: dict | None = None) -> tuple[list[Cause], list[str], bool]:
+    """:func:`validate_schema`, plus whether pruning may find anything to drop.
+
+    ``old`` is the stored object an update replaces (checked and pruned when it was
+    written): the parts of ``obj`` equal to it are skipped. A renewal that changes one
+    timestamp then checks that timestamp only."""
+    root, builtin = _root(schema)
     walker = _Walker(builtin)
-    root = dict(schemas.resolve(schema))
-    props = dict(root.get("properties") or {})
-    for key in _ROOT_KEYS:
-        props.setdefault(key, _root_key_schema(key))
-    root["properties"] = props
     kind = obj.get("kind") if isinstance(obj.get("kind"), str) else ""
-    walker.walk(obj, root, "", kind or "Object")
+    walker.walk(obj, root, "", kind or "Object", _MISSING if old is None else old)
     causes, warnings = list(walker.causes), []
     mode = (field_validation or "Strict").capitalize()
     for path in walker.unknown:
@@ -176,7 +247,7 @@ def validate_schema(obj: dict, schema: dict, field_validation: str) -> tuple[lis
             causes.append({"reason": "FieldValueInvalid", "message": msg, "field": path})
         elif mode == "Warn":
             warnings.append(msg)
-    return causes, warnings
+    return causes, warnings, bool(walker.unknown) or walker.embedded
 
 
 def strict_decoding_message(kind: str, version: str, causes: list[Cause]) -> str:
