@@ -3,12 +3,14 @@ wait for its ready line, stop them, and read a process's CPU time and RSS from /
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -70,3 +72,20 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+async def node_ready(client: Any, name: str, timeout: float, interval: float = 0.2) -> None:
+    """Waits until Node ``name`` is Ready with a pod CIDR (``client``: a sampan HttpClient)."""
+    from sampan.client.interface import NODES
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            node = await client.get(NODES, name)
+            conds = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions") or []}
+            if conds.get("Ready") == "True" and node["spec"].get("podCIDR"):
+                return
+        except Exception:  # noqa: BLE001 - not registered yet
+            pass
+        await asyncio.sleep(interval)
+    raise SystemExit(f"node {name} did not become Ready")

@@ -8,6 +8,10 @@ memory is its own: idle RSS once the node is Ready; N pods created one after ano
 phase Running seen on a watch; p50/p99); a burst of B pods created together (time until all
 Running, p99 of each create -> Running); agent RSS/PSS + the sum of conmon PSS with B pods
 (/proc/<pid>/smaps_rollup); deleting them all (time until the watch saw every pod gone).
+For the burst and the deletion it also reports CPU milliseconds per pod (wall-clock numbers
+mean little on a shared machine): the agent with every program it starts (a cpuacct cgroup of
+its own; "agent_python" is the agent process alone), the containers ("pods": their cgroups)
+and the API server, and the API requests per pod (the server's request counters).
 Part 2 runs ``sampan server`` with its in-process agent and reports its idle RSS.
 Pods: busybox ``sh`` that exits on SIGTERM around ``sleep`` (so deletion measures the agent, not
 a grace period). Everything is removed afterwards. Needs root, runc, conmon, the CNI plugins and
@@ -31,9 +35,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import start, stop  # noqa: E402
+from bench.common import cpu_seconds, node_ready, start, stop  # noqa: E402
 from sampan.client.http import HttpClient  # noqa: E402
-from sampan.client.interface import NODES, PODS  # noqa: E402
+from sampan.client.interface import PODS  # noqa: E402
 
 NODE = "bench-node"
 IMAGE = "busybox:bench"
@@ -64,6 +68,70 @@ def monitors_of(data: Path) -> list[int]:
             if cmd and cmd[0].endswith(b"conmon") and any(str(data).encode() in a for a in cmd):
                 found.append(int(pid))
     return found
+
+
+class CpuMeter:
+    """CPU seconds spent for the pods: the agent and every process it starts (CNI plugins, ip,
+    unshare, conmon, runc) through a cpuacct cgroup of their own, the containers through the
+    pods' cgroups (``sampan``), and the API server process. Wall-clock numbers are noisy when
+    other work shares the cores; these are not (kernel work in kworkers is not counted)."""
+
+    ROOT = Path("/sys/fs/cgroup/cpuacct")
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.group = self.ROOT / f"sampan-bench-{os.getpid()}"
+        self.ok = (self.ROOT / "cpuacct.usage").exists()
+        if self.ok:
+            self.group.mkdir(exist_ok=True)
+
+    def adopt(self, pid: int) -> None:
+        self.agent_pid = pid  # its own CPU time (the Python part of "agent")
+        if self.ok:
+            (self.group / "cgroup.procs").write_text(str(pid))
+
+    def _usage(self, group: Path) -> float:
+        try:
+            return int((group / "cpuacct.usage").read_text()) / 1e9
+        except OSError:
+            return 0.0
+
+    def read(self) -> dict[str, float]:
+        return {"agent": self._usage(self.group), "pods": self._usage(self.ROOT / "sampan"),
+                "server": cpu_seconds(self.server_pid), "agent_python": cpu_seconds(self.agent_pid)}
+
+    @staticmethod
+    def per_pod(before: dict[str, float], after: dict[str, float], pods: int) -> dict[str, float]:
+        return {k: round((after[k] - before[k]) * 1000 / pods, 1) for k in before}
+
+    def close(self) -> None:
+        if self.ok:
+            for _ in range(50):
+                try:
+                    self.group.rmdir()
+                    return
+                except OSError:
+                    time.sleep(0.1)
+
+
+def request_counts(kubeconfig: Path) -> dict[str, int]:
+    """The API server's request counters ("verb resource[/subresource]" -> count)."""
+    out = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "get", "--raw", "/metrics"],
+                         capture_output=True, text=True, timeout=60).stdout
+    counts: dict[str, int] = {}
+    for line in out.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            labels = dict(kv.split("=", 1) for kv in line[line.index("{") + 1:line.rindex("}")].split(","))
+            what = labels["verb"].strip('"') + " " + labels["resource"].strip('"')
+            if labels.get("subresource", '""') != '""':
+                what += "/" + labels["subresource"].strip('"')
+            counts[what] = counts.get(what, 0) + int(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def requests_per_pod(before: dict[str, int], after: dict[str, int], pods: int) -> dict[str, float]:
+    diff = {k: (after.get(k, 0) - before.get(k, 0)) / pods for k in after}
+    return {k: round(v, 2) for k, v in sorted(diff.items(), key=lambda kv: -kv[1]) if v >= 0.05}
 
 
 def other_real_cluster() -> str | None:
@@ -153,27 +221,14 @@ async def delete_all(client: HttpClient, w: Watcher, names: list[str], timeout: 
     return max(w.gone[n] for n in names) - began
 
 
-async def node_ready(client: HttpClient, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            node = await client.get(NODES, NODE)
-            conds = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions") or []}
-            if conds.get("Ready") == "True" and node["spec"].get("podCIDR"):
-                return
-        except Exception:  # noqa: BLE001 - not registered yet
-            pass
-        await asyncio.sleep(0.5)
-    raise SystemExit("the node did not become Ready")
-
-
-async def pods_part(kubeconfig: Path, agent: Any, data: Path, seq: int, burst: int, settle: float) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+async def pods_part(kubeconfig: Path, agent: Any, data: Path, seq: int, burst: int, settle: float,
+                    meter: CpuMeter) -> dict[str, Any]:
+    out: dict[str, Any] = {"load_average": os.getloadavg()[0]}
     client = HttpClient.from_kubeconfig(kubeconfig)
     w = Watcher(client, agent)
     agent_pid = agent.pid
     try:
-        await node_ready(client, 90)
+        await node_ready(client, NODE, 90, interval=0.5)
         await asyncio.sleep(settle)
         rss, pss = rollup(agent_pid)
         out["agent_idle_rss_mb"], out["agent_idle_pss_mb"] = round(rss, 1), round(pss, 1)
@@ -192,10 +247,14 @@ async def pods_part(kubeconfig: Path, agent: Any, data: Path, seq: int, burst: i
         await delete_all(client, w, names, 120)
 
         names = [f"burst-{i}" for i in range(burst)]
+        cpu0, req0 = meter.read(), await asyncio.to_thread(request_counts, kubeconfig)
         t0 = time.monotonic()
         began = await create_all(client, names)
         out["burst_created_s"] = round(time.monotonic() - t0, 2)
         await w.until(lambda: all(n in w.running for n in names), 600)
+        out["burst_cpu_ms_per_pod"] = meter.per_pod(cpu0, meter.read(), burst)
+        req1 = await asyncio.to_thread(request_counts, kubeconfig)
+        out["burst_requests_per_pod"] = requests_per_pod(req0, req1, burst)
         each = [w.running[n] - began[n] for n in names]
         out["burst_all_running_s"] = round(max(w.running[n] for n in names) - t0, 2)
         out["burst_p50_s"] = round(statistics.median(each), 2)
@@ -208,7 +267,11 @@ async def pods_part(kubeconfig: Path, agent: Any, data: Path, seq: int, burst: i
         out["with_pods_conmon"], out["with_pods_conmon_pss_mb"] = len(mons), round(mon_pss, 1)
         out["with_pods_total_pss_mb"] = round(pss + mon_pss, 1)
         out["with_pods_total_rss_mb"] = round(rss + mon_pss, 1)
+        cpu0, req0 = meter.read(), await asyncio.to_thread(request_counts, kubeconfig)
         out["delete_all_s"] = round(await delete_all(client, w, names, 300), 2)
+        out["delete_cpu_ms_per_pod"] = meter.per_pod(cpu0, meter.read(), burst)
+        out["delete_requests_per_pod"] = requests_per_pod(req0, await asyncio.to_thread(request_counts, kubeconfig),
+                                                          burst)
     finally:
         w.task.cancel()
         await asyncio.gather(w.task, return_exceptions=True)
@@ -237,7 +300,7 @@ def image_tarball(drop: Path) -> None:
 def separate_agent(tmp: Path, seq: int, burst: int, settle: float) -> dict[str, Any]:
     sdata, adata = tmp / "server", tmp / "node"
     image_tarball(adata / "agent" / "images")
-    server, agent = None, None
+    server, agent, meter = None, None, None
     try:
         server, _ = start(["server", "--data-dir", str(sdata), "--datastore", "sqlite", "--port", "0", "--no-agent",
                            *CIDRS], "sampan server ready", 120)
@@ -246,14 +309,18 @@ def separate_agent(tmp: Path, seq: int, burst: int, settle: float) -> dict[str, 
         token = (sdata / "server" / "join-token").read_text().strip()
         agent, _ = start(["agent", "--server", url, "--token", token, "--node-name", NODE, "--data-dir", str(adata),
                           "--runtime", "oci", *CIDRS], "sampan agent ready", 120)
+        meter = CpuMeter(server.pid)
+        meter.adopt(agent.pid)  # before any pod: everything it starts from now on is counted
         try:
-            out = asyncio.run(pods_part(kubeconfig, agent, adata, seq, burst, settle))
+            out = asyncio.run(pods_part(kubeconfig, agent, adata, seq, burst, settle, meter))
         finally:
             kubectl_delete_all(kubeconfig)
         return out
     finally:
         stop(agent, server)
         cleanup(adata)
+        if meter is not None:
+            meter.close()
 
 
 def inprocess_agent(tmp: Path, settle: float) -> dict[str, Any]:
@@ -268,7 +335,7 @@ def inprocess_agent(tmp: Path, settle: float) -> dict[str, Any]:
         async def idle() -> None:
             client = HttpClient.from_kubeconfig(data / "kubeconfig.yaml")
             try:
-                await node_ready(client, 90)
+                await node_ready(client, NODE, 90, interval=0.5)
             finally:
                 await client.close()
             await asyncio.sleep(settle)

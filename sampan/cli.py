@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 import uvloop
@@ -14,6 +15,41 @@ def default_data_dir() -> Path:
     if os.geteuid() == 0:
         return Path("/var/lib/sampan")
     return Path.home() / ".local" / "share" / "sampan"
+
+
+def eviction_options(command: Any) -> Any:
+    """The kubelet's node-pressure eviction flags (real nodes)."""
+    options = [
+        click.option("--eviction-hard", default=None, metavar="SIGNAL<VALUE,...",
+                     help="Hard eviction thresholds, e.g. memory.available<100Mi,nodefs.available<10% (replaces "
+                          "the defaults memory.available<100Mi,nodefs.available<10%,imagefs.available<15%,"
+                          "nodefs.inodesFree<5%; empty: none)"),
+        click.option("--eviction-soft", default=None, metavar="SIGNAL<VALUE,...",
+                     help="Soft eviction thresholds (each needs --eviction-soft-grace-period)"),
+        click.option("--eviction-soft-grace-period", default=None, metavar="SIGNAL=DURATION,...",
+                     help="How long a soft threshold must hold before pods are evicted, e.g. memory.available=1m30s"),
+        click.option("--eviction-max-pod-grace-period", default=0, show_default=True, type=click.IntRange(min=0),
+                     help="Longest grace period (seconds) given to pods evicted for a soft threshold"),
+        click.option("--eviction-pressure-transition-period", default="5m", show_default=True,
+                     help="How long a pressure condition stays True after its threshold is no longer met"),
+        click.option("--eviction-monitoring-interval", default="10s", show_default=True,
+                     help="How often the node looks at its resources (at most one eviction each time)"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def eviction_config(flags: dict[str, Any]) -> Any:
+    from .node.eviction import EvictionConfig
+
+    try:
+        return EvictionConfig.from_flags(
+            flags.get("eviction_hard"), flags.get("eviction_soft"), flags.get("eviction_soft_grace_period"),
+            flags.get("eviction_pressure_transition_period"), flags.get("eviction_monitoring_interval"),
+            int(flags.get("eviction_max_pod_grace_period") or 0))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="eviction flags") from None
 
 
 @click.group()
@@ -45,12 +81,14 @@ def main(log_level: str) -> None:
               help="Seconds a node may miss heartbeats before it is marked NotReady")
 @click.option("--default-not-ready-toleration-seconds", default=300, type=click.IntRange(min=0), hidden=True)
 @click.option("--default-unreachable-toleration-seconds", default=300, type=click.IntRange(min=0), hidden=True)
+@eviction_options
 def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, no_agent: bool,
            node_name: str | None, runtime: str, cluster_cidr: str, service_cidr: str,
            node_monitor_grace_period: float, default_not_ready_toleration_seconds: int,
            default_unreachable_toleration_seconds: int, disable: tuple[str, ...] = (), node_ip: str | None = None,
-           ingress_http_port: int = 80, ingress_https_port: int = 443) -> None:
+           ingress_http_port: int = 80, ingress_https_port: int = 443, **eviction_flags: Any) -> None:
     """Run a whole cluster in this process."""
+    eviction = eviction_config(eviction_flags)
     from .apiserver import pkifiles
 
     # The PKI is checked (or created) by a child process while this one imports the server.
@@ -65,7 +103,7 @@ def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, 
         default_not_ready_toleration_seconds=default_not_ready_toleration_seconds,
         default_unreachable_toleration_seconds=default_unreachable_toleration_seconds,
         disable=list(disable), node_ip=node_ip, ingress_http_port=ingress_http_port,
-        ingress_https_port=ingress_https_port,
+        ingress_https_port=ingress_https_port, eviction=eviction,
     )
     try:
         uvloop.run(run_server(options))
@@ -100,10 +138,12 @@ def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, 
               hidden=True, help="Seconds between lease renewals (tests shorten it)")
 @click.option("--kubelet-port", default=10250, show_default=True, type=click.IntRange(min=0, max=65535),
               help="Real nodes: HTTPS port for exec/attach/port-forward/logs from the API server (0: any free)")
+@eviction_options
 def agent(simulate: int | None, kubeconfig: str | None, server: str | None, token: str | None,
           node_name: str | None, data_dir: Path | None, runtime: str, node_cpu: str, node_memory: str, node_pods: int,
           name_prefix: str, cluster_cidr: str, job_duration: str, node_lease_renew_interval: float,
-          service_cidr: str = "10.43.0.0/16", disable: tuple[str, ...] = (), kubelet_port: int = 10250) -> None:
+          service_cidr: str = "10.43.0.0/16", disable: tuple[str, ...] = (), kubelet_port: int = 10250,
+          **eviction_flags: Any) -> None:
     """Run a node agent (with --simulate N: N simulated nodes)."""
     if simulate is None:
         if not server or not token:
@@ -116,7 +156,8 @@ def agent(simulate: int | None, kubeconfig: str | None, server: str | None, toke
             uvloop.run(run_remote_agent(server, token, node_name or socket.gethostname(),
                                         data_dir or default_data_dir(), runtime,
                                         {"cluster_cidr": cluster_cidr, "service_cidr": service_cidr,
-                                         "disabled": list(disable)}, kubelet_port))
+                                         "disabled": list(disable)}, kubelet_port,
+                                        eviction_config(eviction_flags)))
         except KeyboardInterrupt:
             pass
         return

@@ -10,7 +10,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from sampan.api import errors
-from sampan.apiserver import discovery, keys, misc
+from sampan.apiserver import discovery, keys, misc, nodecerts
 from sampan.apiserver import negotiation as neg
 from sampan.apiserver.handlers import delete, read, write
 from sampan.apiserver.metrics import Metrics
@@ -201,6 +201,7 @@ def build_app(
     r.add_get("/openapi/v2", misc.openapi_v2)
     r.add_get("/openapi/v3", misc.openapi_v3)
     r.add_get("/openapi/v3/{tail:.*}", misc.openapi_v3)
+    r.add_post(nodecerts.SIGN_PATH, nodecerts.handle)  # remote agents' serving certificates
     for prefix, handler in (("/api", core_api), ("/apis", group_api)):
         r.add_route("*", prefix, handler)
         r.add_route("*", prefix + "/{tail:.*}", handler)

@@ -14,11 +14,9 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-import aiohttp
 import orjson
-import yaml
 
 from sampan.client.interface import (
     PATCH_CONTENT_TYPES,
@@ -28,6 +26,9 @@ from sampan.client.interface import (
     delete_options_body,
     error_from_status,
 )
+
+if TYPE_CHECKING:
+    import aiohttp
 
 USER_AGENT = "sampan-client/0.1"
 DEFAULT_FIELD_MANAGER = "sampan"
@@ -55,6 +56,8 @@ def _resolve(base: Path, value: str) -> str:
 
 def load_kubeconfig(path: str | os.PathLike[str], context: str | None = None) -> Credentials:
     """Reads a kubeconfig file (blocking; call at startup or via ``asyncio.to_thread``)."""
+    import yaml  # only kubeconfig users need it (a joined node agent has none): ~1 MB
+
     path = Path(path)
     config = yaml.safe_load(path.read_text()) or {}
     name = context or config.get("current-context")
@@ -128,7 +131,7 @@ class HttpClient:
         self._token = token
         self._token_file = token_file
         self._pool_size = pool_size
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._request_timeout = request_timeout
         self._session: aiohttp.ClientSession | None = None
         self._token_read_at: float | None = None
 
@@ -158,9 +161,12 @@ class HttpClient:
         return self._token or ""
 
     def _sess(self) -> aiohttp.ClientSession:
+        import aiohttp  # here, not at import: LiteHttpClient (lite.py) shares this module without it
+
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(ssl=self._ssl, limit=self._pool_size, keepalive_timeout=60)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
         return self._session
 
     async def close(self) -> None:
@@ -285,6 +291,8 @@ class HttpClient:
         )
         # No overall deadline: the server ends the stream; only a silent socket is an error.
         read_limit = timeout_seconds + 60 if timeout_seconds else None
+        import aiohttp
+
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_limit)
         url = self.server + resource.path(namespace)
         async with self._sess().get(url, params=params, headers=self._headers(), timeout=timeout) as resp:

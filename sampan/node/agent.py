@@ -35,7 +35,7 @@ class NodeAgent:
         self, client: Client, node_name: str, data_dir: Path, runtime: Any, images: Any, network: Any,
         cgroups: Any, *, node_ip: str = "127.0.0.1", lease_interval: float = 10.0, status_interval: float = 60.0,
         volume_refresh: float = 10.0, kubelet_version: str = "", pod_cidr_timeout: float = 120.0,
-        close_client: bool = False,
+        close_client: bool = False, eviction: Any = None,
     ) -> None:
         self.client = client
         self.close_client = close_client  # the agent made the client (in-process agent): close it on stop
@@ -72,6 +72,11 @@ class NodeAgent:
         self._adopted: dict[str, list[ContainerState]] = {}
         self.network_services: Any = None  # proxy, DNS, NetworkPolicy, ingress (sampan/node/netservices.py)
         self.metrics = ResourceMetrics(self)  # usage for metrics.k8s.io (`kubectl top`)
+        self.eviction: Any = None  # node-pressure eviction (an EvictionConfig turns it on)
+        if eviction is not None:
+            from sampan.node.evictionmanager import EvictionManager
+
+            self.eviction = EvictionManager(self, eviction)
 
     @property
     def allocatable(self) -> dict[str, str]:
@@ -101,6 +106,8 @@ class NodeAgent:
         self.services_informer.start()
         self._tasks.append(asyncio.create_task(self._reconcile_after_sync(), name="agent pod sync"))
         self._tasks.append(asyncio.create_task(self.metrics.run(), name="agent metrics"))
+        if self.eviction is not None:
+            self._tasks.append(asyncio.create_task(self.eviction.run(), name="agent eviction"))
 
     async def stop(self) -> None:
         """Stops the agent; the containers keep running (a new agent re-adopts them)."""
@@ -209,6 +216,9 @@ class NodeAgent:
                 total = max(total, parse_quantity(((c.get("resources") or {}).get("requests") or {}).get(name, "0")).amount)
             return total
 
+        refused = self.eviction.admit(pod) if self.eviction is not None else None
+        if refused:
+            return refused  # the node is under pressure
         uid = pod["metadata"]["uid"]
         active = [w.pod for u, w in self.workers.items() if u != uid and not w.finished and w.admitted]
         if len(active) + 1 > int(self.allocatable.get("pods", "110")):

@@ -106,6 +106,10 @@ class NodeNetworkServices:
         self.dns: Any = None
         self.ingress: Any = None
         self.errors: dict[str, str] = {}  # part -> why it is not running
+        # One informer per resource for all parts (Services and EndpointSlices for the proxy
+        # and DNS, Pods for DNS and NetworkPolicy): one watch and one cached copy each, kept
+        # without managedFields (see sampan/client/compact.py).
+        self.informers: Any = None
         self.started = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._dns_task: asyncio.Task[None] | None = None
@@ -118,6 +122,12 @@ class NodeNetworkServices:
             self._task = asyncio.create_task(self._start_all(), name="node network start")
 
     async def _start_all(self) -> None:
+        from sampan.client.compact import informer_transform
+        from sampan.client.informer import InformerFactory
+
+        if self.informers is None:
+            self.informers = InformerFactory(self.client, transform=informer_transform())
+            self.informers.start()  # informers the parts ask for later start right away
         root = os.geteuid() == 0
         has_nft = shutil.which("nft") is not None
         if root:
@@ -173,14 +183,15 @@ class NodeNetworkServices:
         from sampan.proxy.proxier import Proxier
 
         proxier = Proxier(self.client, self.node_name, [self.node_ip], self.cluster_cidr, self.service_cidr,
-                          table=self.proxy_table)
+                          table=self.proxy_table, informers=self.informers)
         self.proxier = proxier
         await proxier.start()
 
     async def _start_netpol(self) -> None:
         from sampan.proxy.netpol import NetworkPolicyController
 
-        self.netpol = NetworkPolicyController(self.client, self.node_name, table=self.netpol_table)
+        self.netpol = NetworkPolicyController(self.client, self.node_name, table=self.netpol_table,
+                                              informers=self.informers)
         await self.netpol.start()
 
     async def _pod_cidr(self) -> str | None:
@@ -202,7 +213,7 @@ class NodeNetworkServices:
         listen = pod_gateway(cidr) if cidr else self.node_ip
         if not cidr:
             log.warning("node network: no podCIDR for %s: cluster DNS listens on %s", self.node_name, listen)
-        dns = ClusterDNS(self.client, listen_ip=listen, port=self.dns_port)
+        dns = ClusterDNS(self.client, listen_ip=listen, port=self.dns_port, informers=self.informers)
         try:
             await dns.start()
         except BaseException:
@@ -250,6 +261,9 @@ class NodeNetworkServices:
             # netpol deletes its table only when it wrote one; a table left by a crash goes too.
             await _run("nft", "delete", "table", "inet", self.netpol_table)
         self.ingress = self.dns = self.netpol = self.proxier = None
+        if self.informers is not None:
+            await self.informers.stop()
+            self.informers = None
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.recorder.flush(), 2)
         await self.recorder.close()

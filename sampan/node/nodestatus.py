@@ -114,6 +114,11 @@ class NodeStatus:
         disk = shutil.disk_usage(self.agent.data_dir if self.agent.data_dir.exists() else "/")
         memory_pressure = info.get("MemAvailable", 1 << 40) < 100 * 1024 * 1024
         disk_pressure = disk.free < disk.total * 0.10
+        pid_pressure = False
+        pressure = getattr(getattr(self.agent, "eviction", None), "conditions", None)
+        if pressure is not None:  # the eviction manager's thresholds and transition period decide
+            memory_pressure, disk_pressure = "MemoryPressure" in pressure, "DiskPressure" in pressure
+            pid_pressure = "PIDPressure" in pressure
         raw = not getattr(self.agent.runtime, "isolates", True)
         ready_msg = "kubelet is posting ready status"
         if raw:
@@ -133,8 +138,8 @@ class NodeStatus:
                  "kubelet has sufficient memory available", "kubelet has insufficient memory available"),
             cond("DiskPressure", disk_pressure, "KubeletHasNoDiskPressure", "KubeletHasDiskPressure",
                  "kubelet has no disk pressure", "kubelet has disk pressure"),
-            cond("PIDPressure", False, "KubeletHasSufficientPID", "KubeletHasInsufficientPID",
-                 "kubelet has sufficient PID available", ""),
+            cond("PIDPressure", pid_pressure, "KubeletHasSufficientPID", "KubeletHasInsufficientPID",
+                 "kubelet has sufficient PID available", "kubelet has insufficient PID available"),
             cond("Ready", False, "KubeletReady", "KubeletNotReady", ready_msg, "", good="True"),
         ]
 
@@ -287,6 +292,8 @@ class NodeStatus:
 
     async def _collect_images(self) -> None:
         """Under disk pressure, unused images go until 20% of the disk is free (image GC)."""
+        if getattr(self.agent, "eviction", None) is not None:
+            return  # the eviction manager collects images (sampan/node/evictionmanager.py)
         disk = shutil.disk_usage(self.agent.data_dir if self.agent.data_dir.exists() else "/")
         if disk.free >= disk.total * 0.10 or not hasattr(self.agent.images, "gc"):
             return

@@ -204,6 +204,7 @@ def build_status(pod: Obj, view: PodView, inits: list[Tracked], apps: list[Track
     scheduled = next((c for c in old.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
     conds = pod_conditions(view.sandbox_ready, inits, apps, initialized, phase, scheduled)
     _apply_readiness_gates(conds, spec, old)
+    conds += [dict(c) for c in view.extra.get("conditions") or []]  # e.g. DisruptionTarget of an eviction
     # Conditions others own (readiness gates, DisruptionTarget ...) stay in the list.
     ours = {c["type"] for c in conds}
     conds += [dict(c) for c in old.get("conditions") or [] if isinstance(c, dict) and c.get("type") not in ours]

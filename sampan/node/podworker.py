@@ -38,6 +38,14 @@ def _alive(pid: int | None) -> bool:
     return bool(pid) and os.path.exists(f"/proc/{pid}")
 
 
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def _ready(pod: Obj) -> str:
     conds = (pod.get("status") or {}).get("conditions") or []
     return next((c.get("status", "") for c in conds if c.get("type") == "Ready"), "")
@@ -206,6 +214,7 @@ class PodWorker:
             self.event(WARNING, "FailedMount", f"MountVolume.SetUp failed: {exc}")
             self.sandbox = None
             return False
+        self._last_refresh = time.monotonic()  # just written: the periodic refresh starts from here
         self.view.sandbox_ready = True
         for t in self.all_tracked():
             if t.running and t.name not in self.probers:  # re-adopted: probe again from scratch
@@ -424,7 +433,9 @@ class PodWorker:
                     await self.agent.release_network(self.uid)
                 except Exception as exc:  # noqa: BLE001 - retried when the pod is deleted
                     log.warning("releasing the network of %s: %s", pod_ref(self.pod), exc)
-        comparable = json.dumps({k: v for k, v in status.items()}, sort_keys=True)
+        # Without nulls: the server drops them (a condition's lastProbeTime), which must not
+        # look like a change and cost a second write.
+        comparable = json.dumps(_without_nulls(status), sort_keys=True)
         if comparable == self.last_status_key and self._epoch == self.agent.epoch:
             return
         try:

@@ -9,8 +9,6 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
 from sampan.apiserver.streaming.backend import StreamIO
 from sampan.client.events import WARNING
 
@@ -67,6 +65,8 @@ async def _http(w: PodWorker, handler: Obj, container: Obj | None, timeout: floa
     headers = {"User-Agent": "kube-probe/1.32", "Accept": "*/*"}
     for h in handler.get("httpHeaders") or []:
         headers[h.get("name", "")] = h.get("value", "")
+    import aiohttp  # on the first HTTP probe: an agent without one does without aiohttp (~12 MB)
+
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
             async with session.get(url, headers=headers, ssl=False, allow_redirects=True) as resp:

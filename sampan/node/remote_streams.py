@@ -1,10 +1,10 @@
 """Exec, attach, port-forward and logs of pods on remote agents, like the kubelet's port 10250.
 
-The agent side (``AgentEndpoint``) serves HTTPS with a self-signed certificate whose SHA-256
-fingerprint it publishes on its Node (only nodes and admins may write Nodes); requests must
-carry the cluster's join token, which both ends know. The API server side
-(``RemoteNodeStreams``) pins that fingerprint when it connects, so neither end trusts the
-network. The internal protocol is a WebSocket per session using the channel bytes of
+The agent side (``AgentEndpoint``) serves HTTPS with a certificate the cluster CA signed for
+its node (``CN=system:node:<name>``, see servingcert.py); requests must carry the cluster's
+join token, which both ends know. The API server side (``RemoteNodeStreams``) verifies that
+certificate against the cluster CA and the node's name when it connects, so neither end
+trusts the network. The internal protocol is a WebSocket per session using the channel bytes of
 ``*.channel.k8s.io`` (0 stdin, 1 stdout, 2 stderr, 3 result JSON, 4 resize, 255 close stdin);
 logs are a plain chunked HTTP body.
 """
@@ -14,62 +14,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import hmac
-import ipaddress
+import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
-from aiohttp import WSMsgType, web
 
 from sampan.apiserver.streaming.backend import StreamError, StreamIO, send_chunks
 from sampan.apiserver.streaming.wschannel import CLOSE, ERROR, RESIZE, STDERR, STDIN, STDOUT, ResizeQueue
 from sampan.client.interface import NODES
+from sampan.node import servingcert
+from sampan.node.lazyserve import LazyServer, lazy, middleware
 from sampan.node.streams import AgentStreams, LogError, LogOptions
 
 if TYPE_CHECKING:
+    import aiohttp
+    from aiohttp import WSMsgType, web
+
     from sampan.client.informer import Informer
     from sampan.node.agent import NodeAgent
+else:  # loaded on first use: an idle node agent does without aiohttp (~12 MB, see lazyserve.py)
+    aiohttp, web, WSMsgType = lazy("aiohttp"), lazy("aiohttp.web"), lazy("aiohttp", "WSMsgType")
 
+log = logging.getLogger(__name__)
 Obj = dict[str, Any]
-FINGERPRINT_ANNOTATION = "sampan.dev/kubelet-serving-cert-sha256"
 # Marks nodes with an endpoint, so the API server watches only those (not every simulated node).
 ENDPOINT_LABEL = "sampan.dev/stream-endpoint"
 DEFAULT_PORT = 10250
 _LOG_FIELDS = ("follow", "previous", "timestamps")
 _LOG_INTS = ("tail_lines", "since_seconds", "limit_bytes")
-
-
-def _serving_certificate(directory: Path, names: list[str], ips: list[str]) -> tuple[Path, Path, str]:
-    """A self-signed serving certificate (made once, kept with the agent's data); its fingerprint."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    cert_path, key_path = directory / "kubelet.crt", directory / "kubelet.key"
-    if not (cert_path.exists() and key_path.exists()):
-        directory.mkdir(parents=True, exist_ok=True)
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{names[0]}@sampan-agent")])
-        sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
-        sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-        now = dt.datetime.now(dt.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-                .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-                .not_valid_after(now + dt.timedelta(days=3650))
-                .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-                .sign(key, hashes.SHA256()))
-        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-        key_path.chmod(0o600)
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    der = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_bytes(serialization.Encoding.DER)
-    return cert_path, key_path, hashlib.sha256(der).hexdigest()
 
 
 # -- the agent's end ---------------------------------------------------------------------------
@@ -79,39 +56,69 @@ class AgentEndpoint:
         self.token = token
         self.host, self.port = host, port
         self.streams = AgentStreams(agent)
-        self.fingerprint = ""
-        self._runner: web.AppRunner | None = None
+        self.cert: servingcert.ServingCert | None = None
+        self._ctx: ssl.SSLContext | None = None
+        self._renewal: asyncio.Task[None] | None = None
+        self._server: LazyServer | None = None
+
+    @property
+    def _cert_dir(self) -> Path:
+        return self.agent.data_dir / "agent" / "serving"
+
+    @property
+    def _names(self) -> list[str]:
+        return [self.agent.node_name, self.agent.node_ip]  # what the server checks and dials
 
     async def start(self) -> None:
-        """Serves, then tells the node status where and what to pin (set before the agent registers)."""
-        import ssl
-
-        ips = sorted({self.agent.node_ip, "127.0.0.1"})
-        cert, key, self.fingerprint = await asyncio.to_thread(
-            _serving_certificate, self.agent.data_dir / "agent" / "serving", [self.agent.node_name], ips)
+        """Gets its certificate signed, serves, then tells the node status where (set before the agent registers)."""
+        self.cert = await servingcert.ensure(self.agent.client, self._cert_dir, self.agent.node_name, self._names)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(str(cert), str(key))
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(str(self.cert.cert_path), str(self.cert.key_path))
+        self._ctx = ctx
+        self._server = LazyServer(self._make_runner, self.host, self.port, ctx)  # aiohttp on the first session
+        self.port = await self._server.start()
+        self.agent.kubelet_port = self.port  # type: ignore[attr-defined]
+        self.agent.node_labels = {ENDPOINT_LABEL: "true"}  # type: ignore[attr-defined]
+        self._renewal = asyncio.create_task(self._renew(), name="serving certificate renewal")
+
+    async def _make_runner(self) -> web.AppRunner:
         app = web.Application(middlewares=[self._auth])
         app.router.add_get("/exec/{namespace}/{name}", self._exec)
         app.router.add_get("/attach/{namespace}/{name}", self._exec)
         app.router.add_get("/portforward/{namespace}/{name}", self._portforward)
         app.router.add_get("/logs/{namespace}/{name}", self._logs)
         app.router.add_get("/metrics/resource", self._resource_metrics)
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ctx, shutdown_timeout=1.0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        self.agent.kubelet_port = self.port  # type: ignore[attr-defined]
-        self.agent.node_annotations = {FINGERPRINT_ANNOTATION: self.fingerprint}  # type: ignore[attr-defined]
-        self.agent.node_labels = {ENDPOINT_LABEL: "true"}  # type: ignore[attr-defined]
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        return runner
+
+    async def _renew(self) -> None:
+        """Before the certificate runs out: a new key and certificate, used by new connections."""
+        while True:
+            assert self.cert is not None and self._ctx is not None
+            wait = (self.cert.renew_at - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(min(wait, 3600.0))  # re-checked hourly: the wall clock may jump
+                continue
+            try:
+                self.cert = await servingcert.request_certificate(self.agent.client, self._cert_dir,
+                                                                  self.agent.node_name, self._names)
+                self._ctx.load_cert_chain(str(self.cert.cert_path), str(self.cert.key_path))
+            except Exception as exc:  # noqa: BLE001 - the current one is still valid: try again later
+                log.warning("renewing the serving certificate failed: %s", exc)
+                await asyncio.sleep(servingcert.RETRY_SECONDS)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._renewal is not None:
+            self._renewal.cancel()
+            await asyncio.gather(self._renewal, return_exceptions=True)
+            self._renewal = None
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
 
-    @web.middleware
+    @middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if not hmac.compare_digest(given.encode(), self.token.encode()):
@@ -231,8 +238,9 @@ async def _splice(ws: Any, reader: asyncio.StreamReader, writer: asyncio.StreamW
 
 # -- the API server's end ----------------------------------------------------------------------
 def _dial_error(url: str, exc: Exception) -> StreamError:
-    if isinstance(exc, aiohttp.ServerFingerprintMismatch):
-        why = "its serving certificate does not match the fingerprint its Node publishes"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        why = (f"its serving certificate is not one the cluster CA issued for this node ({exc.certificate_error}); "
+               "agents from before CA-signed serving certificates must be restarted with this version")
     elif isinstance(exc, aiohttp.WSServerHandshakeError) and exc.status == 401:
         why = "the node agent refused the join token"
     else:
@@ -240,23 +248,28 @@ def _dial_error(url: str, exc: Exception) -> StreamError:
     return StreamError(f"error dialing the node agent at {url}: {why}")
 
 
-def _endpoint(node: Obj) -> tuple[str, aiohttp.Fingerprint]:
-    """Base URL of a node's agent endpoint and the certificate fingerprint to pin."""
+def _endpoint(node: Obj) -> tuple[str, str]:
+    """Base URL of a node's agent endpoint and the name its certificate must carry.
+
+    Checking the node's name (a DNS name the CA puts only in that node's certificate) rather
+    than the address dialled binds the endpoint to the Node, whatever its status says."""
     status = node.get("status") or {}
     addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
     host = addresses.get("InternalIP") or addresses.get("Hostname") or node["metadata"]["name"]
     port = int(((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or DEFAULT_PORT)
     host = f"[{host}]" if ":" in host else host
-    pin = aiohttp.Fingerprint(bytes.fromhex(node["metadata"]["annotations"][FINGERPRINT_ANNOTATION]))
-    return f"https://{host}:{port}", pin
+    return f"https://{host}:{port}", node["metadata"]["name"]
 
 
 class RemoteNodeStreams:
     """Stream backend for every node whose agent publishes an endpoint (via a Node informer)."""
 
-    def __init__(self, client: Any, token: str) -> None:
+    def __init__(self, client: Any, token: str, ca_file: Path | str | None = None) -> None:
         self.client = client
         self.token = token
+        # Agents' certificates are checked against the cluster CA only (no CA: the system's, which never issue them).
+        self._tls = ssl.create_default_context(cafile=str(ca_file)) if ca_file else ssl.create_default_context()
+        self._tls.minimum_version = ssl.TLSVersion.TLSv1_2
         self._nodes: Informer | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -276,31 +289,31 @@ class RemoteNodeStreams:
     def _node(self, pod: Obj) -> Obj | None:
         name = (pod.get("spec") or {}).get("nodeName", "")
         node = self._nodes.get_by_name(name) if self._nodes is not None and name else None
-        if node is None or FINGERPRINT_ANNOTATION not in ((node.get("metadata") or {}).get("annotations") or {}):
+        if node is None or ENDPOINT_LABEL not in ((node.get("metadata") or {}).get("labels") or {}):
             return None
         return node
 
     def serves(self, pod: Obj) -> bool:
         return self._node(pod) is not None
 
-    def _target(self, pod: Obj, kind: str) -> tuple[str, aiohttp.Fingerprint]:
+    def _target(self, pod: Obj, kind: str) -> tuple[str, str]:
         node = self._node(pod)
         if node is None:
             raise StreamError(f"no node agent is serving node {(pod.get('spec') or {}).get('nodeName', '')}")
-        base, pin = _endpoint(node)
+        base, name = _endpoint(node)
         m = pod["metadata"]
-        return f"{base}/{kind}/{m.get('namespace', '')}/{m['name']}", pin
+        return f"{base}/{kind}/{m.get('namespace', '')}/{m['name']}", name
 
     async def resource_metrics(self, skip: frozenset[str] | set[str] = frozenset()) -> list[Obj]:
         """Usage snapshots of the remote agents (those that do not answer are left out)."""
         nodes = [n for n in (self._nodes.list() if self._nodes is not None else [])
                  if n["metadata"]["name"] not in skip
-                 and FINGERPRINT_ANNOTATION in ((n["metadata"].get("annotations")) or {})]
+                 and ENDPOINT_LABEL in ((n["metadata"].get("labels")) or {})]
 
         async def one(node: Obj) -> Obj | None:
-            base, pin = _endpoint(node)
+            base, name = _endpoint(node)
             try:
-                async with self.session.get(f"{base}/metrics/resource", ssl=pin,
+                async with self.session.get(f"{base}/metrics/resource", ssl=self._tls, server_hostname=name,
                                             timeout=aiohttp.ClientTimeout(total=5)) as resp:
                     return await resp.json(loads=orjson.loads) if resp.status == 200 else None
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
@@ -315,10 +328,11 @@ class RemoteNodeStreams:
         return self._session
 
     async def _connect(self, pod: Obj, kind: str, params: list[tuple[str, str]]) -> aiohttp.ClientWebSocketResponse:
-        url, pin = self._target(pod, kind)
+        url, name = self._target(pod, kind)
         params = [("uid", pod["metadata"].get("uid", "")), *params]
         try:
-            return await self.session.ws_connect(url, params=params, ssl=pin, heartbeat=30.0, max_msg_size=0)
+            return await self.session.ws_connect(url, params=params, ssl=self._tls, server_hostname=name,
+                                                 heartbeat=30.0, max_msg_size=0)
         except (aiohttp.ClientError, OSError) as exc:
             raise _dial_error(url, exc) from exc
 
@@ -382,14 +396,15 @@ class RemoteNodeStreams:
         return await asyncio.open_connection(sock=ours)
 
     async def logs(self, pod: Obj, opts: LogOptions) -> AsyncIterator[bytes]:
-        url, pin = self._target(pod, "logs")
+        url, name = self._target(pod, "logs")
         params = [("uid", pod["metadata"].get("uid", "")), ("container", opts.container),
                   *((f, "1") for f in _LOG_FIELDS if getattr(opts, f)),
                   *((f, str(getattr(opts, f))) for f in _LOG_INTS if getattr(opts, f) is not None)]
         if opts.since_time:
             params.append(("since_time", opts.since_time))
         try:
-            resp = await self.session.get(url, params=params, ssl=pin, timeout=aiohttp.ClientTimeout(total=None))
+            resp = await self.session.get(url, params=params, ssl=self._tls, server_hostname=name,
+                                          timeout=aiohttp.ClientTimeout(total=None))
         except (aiohttp.ClientError, OSError) as exc:
             raise _dial_error(url, exc) from exc
         async with resp:

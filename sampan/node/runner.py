@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from sampan.api.errors import APIError
 from sampan.client.http import HttpClient
 from sampan.node.agent import NodeAgent
 from sampan.node.netservices import attach_network_services
@@ -76,15 +77,23 @@ async def build_agent(client: Any, node_name: str, data_dir: Path, runtime_choic
     log.warning("%s", why) if not getattr(runtime, "isolates", True) else log.info("%s", why)
     images = ImageStore(store_root(data_dir))
     cni_state = data_dir / "agent" / "cni"
+    cluster_cidr = kw.pop("cluster_cidr", None)  # not masqueraded: the node-wide rule's exception
 
     def pod_network(cidr: str) -> Any:
-        return PodNetwork(cidr, cni_state)
+        return PodNetwork(cidr, cni_state, cluster_cidr=cluster_cidr)
 
     network: Any = pod_network
     if os.geteuid() != 0:
         log.warning("not running as root: no pod network, pods use the host's network")
         network = None
     return NodeAgent(client, node_name, data_dir, runtime, images, network, cgroups, node_ip=node_ip, **kw)
+
+
+def _eviction_config(config: Any) -> Any:
+    """Real nodes evict under pressure with the kubelet's defaults unless told otherwise."""
+    from sampan.node.eviction import EvictionConfig
+
+    return config if config is not None else EvictionConfig()
 
 
 async def ensure_storage_class(client: Any) -> None:
@@ -95,13 +104,16 @@ async def ensure_storage_class(client: Any) -> None:
 
 
 async def start_local_agent(url: str, ca_path: Path, data_dir: Path, node_name: str, runtime: str,
-                            node_ip: str, streams: Any = None, network: dict[str, Any] | None = None) -> NodeAgent:
+                            node_ip: str, streams: Any = None, network: dict[str, Any] | None = None,
+                            eviction: Any = None) -> NodeAgent:
     """The agent inside ``sampan server``: talks to its own server over HTTPS with the join token."""
     token = ensure_join_token(data_dir)
     ctx = ssl.create_default_context(cafile=str(ca_path))
     client = HttpClient(url, ctx, token=token)
     await ensure_storage_class(client)
-    agent = await build_agent(client, node_name, data_dir, runtime, node_ip, close_client=True)
+    agent = await build_agent(client, node_name, data_dir, runtime, node_ip, close_client=True,
+                              cluster_cidr=(network or {}).get("cluster_cidr"),
+                              eviction=_eviction_config(eviction))
     net = attach_network_services(agent, network)  # proxy, DNS, NetworkPolicy, ingress: stopped by agent.stop()
     await agent.start()
     if net is not None:
@@ -114,19 +126,28 @@ async def start_local_agent(url: str, ca_path: Path, data_dir: Path, node_name: 
 
 
 async def run_remote_agent(server: str, token: str, node_name: str, data_dir: Path, runtime: str = "auto",
-                           network: dict[str, Any] | None = None, kubelet_port: int = 10250) -> None:
+                           network: dict[str, Any] | None = None, kubelet_port: int = 10250,
+                           eviction: Any = None) -> None:
     """``sampan agent --server URL --token T``: runs until SIGTERM; the containers outlive it."""
     import signal
 
     # The join token is the trust anchor here: the server's certificate is not checked (like a
     # bootstrap token without a CA hash).
-    client = HttpClient(server, False, token=token)
-    agent = await build_agent(client, node_name, data_dir, runtime, local_address_towards(server))
+    from sampan.client.lite import LiteHttpClient
+
+    client = LiteHttpClient(server, False, token=token)  # without aiohttp: ~12 MB less (see lite.py)
+    agent = await build_agent(client, node_name, data_dir, runtime, local_address_towards(server),
+                              cluster_cidr=(network or {}).get("cluster_cidr"),
+                              eviction=_eviction_config(eviction))
     net = attach_network_services(agent, network)
     from sampan.node.remote_streams import AgentEndpoint
 
     endpoint = AgentEndpoint(agent, token, port=kubelet_port)  # exec/logs/port-forward for the API server
-    await endpoint.start()
+    try:
+        await endpoint.start()  # first gets its serving certificate signed by the cluster CA
+    except APIError as exc:  # refused (not a node, names not its own): retrying would not help
+        await client.close()
+        raise SystemExit(f"the server refused to sign this node's serving certificate: {exc}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -136,7 +157,13 @@ async def run_remote_agent(server: str, token: str, node_name: str, data_dir: Pa
         if net is not None:
             await net.start()
         print(f"sampan agent ready: node {node_name} joined {server}", flush=True)
-        await stop.wait()
+        from sampan.node.heaptrim import trim_periodically
+
+        trimming = asyncio.create_task(trim_periodically(), name="heap trim")  # start-up garbage: ~1 MB
+        try:
+            await stop.wait()
+        finally:
+            trimming.cancel()
     finally:
         await agent.stop()
         await endpoint.stop()

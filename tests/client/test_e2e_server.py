@@ -25,12 +25,16 @@ async def server(tmp_path) -> AsyncIterator[Any]:  # type: ignore[no-untyped-def
         await running.stop()
 
 
-@pytest.fixture(params=["http", "local"])
+@pytest.fixture(params=["http", "lite", "local"])
 async def client(request, server) -> AsyncIterator[Client]:  # type: ignore[no-untyped-def]
     if request.param == "http":
         from sampan.client.http import HttpClient
 
         c: Any = HttpClient.from_kubeconfig(server.kubeconfig)
+    elif request.param == "lite":  # the node agent's transport (sampan/client/lite.py)
+        from sampan.client.lite import LiteHttpClient
+
+        c = LiteHttpClient.from_kubeconfig(server.kubeconfig)
     else:
         from sampan.client.local import LocalClient
 

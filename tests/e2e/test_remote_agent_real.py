@@ -1,12 +1,14 @@
 """A real remote node: ``sampan server --no-agent`` plus ``sampan agent --server URL --token T``
 on the oci runtime, driven by the real kubectl. Logs, exec and port-forward go from the API
-server to the agent's pinned stream endpoint; the pod's kube-api-access volume holds a token
+server to the agent's stream endpoint, whose serving certificate the cluster CA signed; the pod's kube-api-access volume holds a token
 the API server accepts. Needs root, runc, the CNI plugins and busybox-static."""
 
 from __future__ import annotations
 
 import json
 import re
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -75,6 +77,20 @@ def test_logs_exec_and_token_through_remote_agent(remote: Real) -> None:
     assert review["status"]["user"]["username"] == "system:serviceaccount:default:default"
     ca = remote.kubectl("exec", "app", "--", "cat", f"{SA_DIR}/ca.crt").stdout
     assert ca == (remote.data_dir / "server" / "tls" / "ca.crt").read_text()
+
+
+def test_agent_serves_a_certificate_of_the_cluster_ca(remote: Real) -> None:
+    node = json.loads(remote.kubectl("get", "node", NODE, "-o", "json").stdout)
+    port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+    ip = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+    # Verified against the cluster CA alone, for the node's name and for the address it advertises.
+    ca = ssl.create_default_context(cafile=str(remote.data_dir / "server" / "tls" / "ca.crt"))
+    for name in (NODE, ip):
+        with socket.create_connection((ip, port), timeout=10) as raw, ca.wrap_socket(raw, server_hostname=name) as tls:
+            cert = tls.getpeercert()
+        assert dict(pair[0] for pair in cert["subject"]) == {"commonName": f"system:node:{NODE}",
+                                                             "organizationName": "system:nodes"}
+    assert ("DNS", NODE) in cert["subjectAltName"] and ("IP Address", ip) in cert["subjectAltName"]
 
 
 def test_port_forward_through_remote_agent(remote: Real) -> None:

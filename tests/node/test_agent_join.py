@@ -149,9 +149,17 @@ def test_cli_agent_joins_with_token(tmp_path: Path) -> None:
         assert ready["status"] == "True" and "isolates nothing" in ready["message"]
         assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("raw://")
         assert node["metadata"]["annotations"]["sampan.dev/runtime-isolation"].startswith("none")
-        # Its stream endpoint (like the kubelet's 10250, here any free port) is advertised and pinned.
+        # Its stream endpoint (like the kubelet's 10250, here any free port) is advertised, and its
+        # serving certificate, kept in the agent's data dir, was issued by the cluster CA for this node.
         assert node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] not in (0, 10250)
-        assert len(node["metadata"]["annotations"]["sampan.dev/kubelet-serving-cert-sha256"]) == 64
+        from cryptography import x509
+
+        serving = tmp_path / "node" / "agent" / "serving"
+        cert = x509.load_pem_x509_certificate((serving / "kubelet.crt").read_bytes())
+        ca = x509.load_pem_x509_certificate((tmp_path / "server" / "server" / "tls" / "ca.crt").read_bytes())
+        cert.verify_directly_issued_by(ca)
+        assert cert.subject.rfc4514_string() == "CN=system:node:cli-node,O=system:nodes"
+        assert (serving / "kubelet.key").stat().st_mode & 0o077 == 0
     finally:
         if agent is not None:
             stop_process(agent)

@@ -1,8 +1,8 @@
 """Pod networks through Debian's real CNI plugins, in network namespaces the tests create.
 
 Each test gets its own bridge, a /24 inside 198.18.0.0/16 and its own host-local store, and
-puts the host back as it found it: netns, bridge, iptables rules and chains (and the nft
-tables iptables-nft made for them), ip_forward.
+puts the host back as it found it: netns, bridge, its masquerade table, iptables rules and
+chains (and the nft tables iptables-nft made for them), ip_forward.
 """
 
 from __future__ import annotations
@@ -69,13 +69,26 @@ def test_masq_chain_name_matches_the_plugin() -> None:
 def test_configs_follow_the_spec(tmp_path: Path) -> None:
     net = PodNetwork("198.18.7.0/24", tmp_path, bridge="spt0")
     conf = net.bridge_conf()
-    assert conf["cniVersion"] == "1.0.0" and conf["isGateway"] and conf["ipMasq"] and conf["hairpinMode"]
+    # Masquerading is one node-wide nft rule, not the plugin's per-pod iptables chains.
+    assert conf["cniVersion"] == "1.0.0" and conf["isGateway"] and not conf["ipMasq"] and conf["hairpinMode"]
+    assert PodNetwork("198.18.7.0/24", tmp_path, bridge="spt0", nat_table=None).bridge_conf()["ipMasq"]
     assert conf["ipam"]["ranges"] == [[{"subnet": "198.18.7.0/24", "gateway": "198.18.7.1"}]]
     assert conf["ipam"]["dataDir"] == str(tmp_path / "host-local")
     pm = net.portmap_conf([{"hostPort": 1, "containerPort": 2, "protocol": "tcp"}])
     assert pm["capabilities"] == {"portMappings": True}
     assert pm["runtimeConfig"]["portMappings"][0]["hostPort"] == 1
     assert net.netns_path("0123456789abcdef") == "/run/netns/sampan-0123456789ab"
+
+
+def test_masquerade_rule_spares_the_cluster(tmp_path: Path) -> None:
+    net = PodNetwork("198.18.7.0/24", tmp_path, cluster_cidr="198.18.0.0/16", nat_table="sampan-test-x")
+    rules = net.masquerade_ruleset()
+    assert rules.startswith("table ip sampan-test-x {}\ndelete table ip sampan-test-x\n")  # atomic replace
+    assert "type nat hook postrouting priority srcnat" in rules
+    assert "ip saddr 198.18.7.0/24 ip daddr != { 198.18.0.0/16, 224.0.0.0/4 } masquerade" in rules
+    # Without a cluster CIDR only the node's pods are spared, like the bridge plugin's ipMasq.
+    alone = PodNetwork("198.18.7.0/24", tmp_path, nat_table="sampan-test-x").masquerade_ruleset()
+    assert "daddr != { 198.18.7.0/24, 224.0.0.0/4 }" in alone
 
 
 # -- host fixtures ------------------------------------------------------------------------
@@ -110,12 +123,17 @@ class Harness:
         self.root = root
         self.bridge = "spt" + uuid.uuid4().hex[:8]
         self.cidr = f"198.18.{random.randint(100, 254)}.0/24"
+        self.nat_table = "sampan-test-" + uuid.uuid4().hex[:8]
         self.uids: list[str] = []
         self.procs: list[asyncio.subprocess.Process] = []
+        self.netns: list[str] = []
+        self.links: list[str] = []
 
-    def network(self) -> PodNetwork:
-        """A PodNetwork as the agent would make it (a new one = an agent restart)."""
-        return PodNetwork(self.cidr, self.root / "cni", bridge=self.bridge)
+    def network(self, per_pod_masq: bool = False) -> PodNetwork:
+        """A PodNetwork as the agent would make it (a new one = an agent restart);
+        ``per_pod_masq``: as earlier agents made it (the bridge plugin's ipMasq)."""
+        return PodNetwork(self.cidr, self.root / "cni", bridge=self.bridge,
+                          nat_table=None if per_pod_masq else self.nat_table)
 
     def uid(self) -> str:
         uid = str(uuid.uuid4())
@@ -134,7 +152,12 @@ class Harness:
             except Exception:
                 pass
             subprocess.run(["ip", "netns", "delete", PodNetwork.netns_name(uid)], capture_output=True)
+        for name in self.netns:
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+        for link in self.links:
+            subprocess.run(["ip", "link", "delete", link], capture_output=True)
         subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True)
+        subprocess.run(["nft", "delete", "table", "ip", self.nat_table], capture_output=True)
 
 
 @pytest.fixture
@@ -146,6 +169,7 @@ async def harness(host_guard: None, tmp_path: Path) -> AsyncIterator[Harness]:
         await h.cleanup()
     assert not [line for line in nat_rules() if any(uid in line for uid in h.uids)], "iptables rules left"
     assert h.bridge not in sh("ip", "-o", "link")
+    assert f"ip {h.nat_table}" not in nft_tables()
 
 
 async def in_netns(netns: str, *argv: str) -> tuple[int, str]:
@@ -193,6 +217,41 @@ async def test_two_pods_reach_each_other_and_the_gateway(harness: Harness) -> No
     # Setting up a pod again returns what it already has.
     assert await net.setup(a, "default", "a", []) == info_a
     assert len(bridge_ports(harness)) == 2
+
+
+@needs_host
+async def test_pods_reach_outside_through_the_node_wide_masquerade(harness: Harness) -> None:
+    """An "outside" host in a netns of its own, reachable from the node over a veth pair but with
+    no route back to the pod CIDR: a pod's ping only comes back when it was masqueraded."""
+    net = harness.network()
+    a, b = harness.uid(), harness.uid()
+    info_a = await net.setup(a, "default", "a", [])
+    info_b = await net.setup(b, "default", "b", [])
+    assert f"ip {harness.nat_table}" in nft_tables()
+    assert not any(a in line or b in line for line in nat_rules())  # no per-pod iptables chains
+    third = int(harness.cidr.split(".")[2])
+    outside_net = f"198.19.{third}"  # a test address outside the pods' cluster CIDR
+    ns, host_end, far_end = f"spt-out-{a[:6]}", f"spo{a[:8]}", f"spi{a[:8]}"
+    harness.netns.append(ns)
+    harness.links.append(host_end)
+    sh("ip", "netns", "add", ns)
+    sh("ip", "link", "add", host_end, "type", "veth", "peer", "name", far_end)
+    sh("ip", "link", "set", far_end, "netns", ns)
+    sh("ip", "addr", "add", f"{outside_net}.1/30", "dev", host_end)
+    sh("ip", "link", "set", host_end, "up")
+    sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{outside_net}.2/30", "dev", far_end)
+    sh("ip", "netns", "exec", ns, "ip", "link", "set", far_end, "up")
+    assert await ping(PodNetwork.netns_name(a), f"{outside_net}.2")
+    # Pod to pod is not masqueraded: the rule spares the cluster CIDR.
+    listing = sh("nft", "list", "table", "ip", harness.nat_table)
+    assert f"ip saddr {harness.cidr} ip daddr != {{ {harness.cidr}, 224.0.0.0/4 }} masquerade" in listing
+    assert await ping(PodNetwork.netns_name(a), info_b.ip)
+
+    await net.teardown(a)
+    assert f"ip {harness.nat_table}" in nft_tables()  # pod b still needs it
+    await net.teardown(b)
+    assert f"ip {harness.nat_table}" not in nft_tables()  # the node's last pod network went
+    assert info_a.ip != info_b.ip
 
 
 @needs_host
@@ -271,7 +330,7 @@ async def test_new_agent_tears_down_what_the_old_one_set_up(harness: Harness) ->
 
 @needs_host
 async def test_teardown_after_the_netns_vanished(harness: Harness) -> None:
-    net = harness.network()
+    net = harness.network(per_pod_masq=True)  # also removes the plugin's per-pod masquerade chain
     uid = harness.uid()
     info = await net.setup(uid, "default", "p", [])
     chain = masq_chain(harness.bridge, uid)

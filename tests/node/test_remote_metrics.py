@@ -1,5 +1,5 @@
 """Resource metrics of a remote agent: the API server reads the agent's latest snapshot over its
-pinned HTTPS endpoint (``/metrics/resource``, join token required) and serves metrics.k8s.io,
+CA-verified HTTPS endpoint (``/metrics/resource``, join token required) and serves metrics.k8s.io,
 read here by the real ``kubectl top`` (fake runtime, fixed snapshot)."""
 
 from __future__ import annotations

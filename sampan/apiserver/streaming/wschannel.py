@@ -8,12 +8,17 @@ v5 adds a close signal `[255, channel]` so a client can end stdin without closin
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import orjson
-from aiohttp import WSMsgType, web
 
 from sampan.api import errors
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+# aiohttp is imported where a session starts: a node agent imports this module's constants
+# and ResizeQueue without needing aiohttp until its first exec/attach.
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 V5 = "v5.channel.k8s.io"
@@ -71,6 +76,8 @@ class ChannelConn:
 
     @classmethod
     async def accept(cls, request: web.Request, protocols: tuple[str, ...]) -> ChannelConn:
+        from aiohttp import web
+
         ws = web.WebSocketResponse(protocols=protocols, heartbeat=HEARTBEAT_SECONDS, max_msg_size=0)
         await ws.prepare(request)
         return cls(ws)
@@ -95,6 +102,8 @@ class ChannelConn:
 
     async def messages(self) -> AsyncIterator[tuple[int, bytes]]:
         """(channel, payload) pairs from the client until it closes; pings are answered for us."""
+        from aiohttp import WSMsgType
+
         async for msg in self.ws:
             if msg.type == WSMsgType.BINARY and msg.data:
                 yield msg.data[0], msg.data[1:]

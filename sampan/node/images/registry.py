@@ -8,10 +8,12 @@ import hashlib
 import os
 import re
 from pathlib import Path
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from .refs import DEFAULT_DOMAIN, DOCKER_HUB_ENDPOINT, INDEX_TYPES, MANIFEST_TYPES, ImageError, ImageNotFound, Reference
+
+if TYPE_CHECKING:
+    import aiohttp
 
 ACCEPT = ", ".join((*MANIFEST_TYPES, *INDEX_TYPES))
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
@@ -95,6 +97,8 @@ class RegistryClient:
 
     async def request(self, method: str, path: str, headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
         """Sends a request, answering one auth challenge; the caller releases the response."""
+        import aiohttp  # loaded by ImageStore.pull already; not at import (see store.py)
+
         for _ in range(3):
             hdrs = dict(headers or {})
             if self._authorization:
@@ -135,6 +139,8 @@ class RegistryClient:
 
     async def blob(self, digest: str, dest: Path, size: int | None = None) -> None:
         """Streams a blob to ``dest`` while hashing it; ImageError when the digest does not match."""
+        import aiohttp
+
         resp = await self.request("GET", f"/{self.ref.path}/blobs/{digest}")
         sha = hashlib.sha256()
         count = 0

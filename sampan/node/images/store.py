@@ -26,8 +26,6 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator
 
-import aiohttp
-
 from . import mounts
 from .imports import ArchiveImports
 from .refs import ImageError, ImageInfo, ImageNotFound, check_digest, is_digest, normalize, parse_reference
@@ -247,6 +245,8 @@ class ImageStore(ArchiveImports):
         started = time.monotonic()
         if progress:
             progress(f'Pulling image "{ref}"')
+        import aiohttp  # on the first pull: a node that only runs imported images does without it (~12 MB)
+
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=300)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             client = RegistryClient(session, parsed, auth, self.insecure_registries)

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -216,13 +217,36 @@ class StateDirLayout:
         """The pod's containers, from their meta.json alone: unlike list_containers no runtime
         call per container, which made deleting many pods quadratic."""
 
+        # Whose a container directory is never changes: remembered per directory (name and
+        # inode), so deleting many pods reads each meta.json once, not once per pod.
+        owners: dict[tuple[str, int], str] = self.__dict__.setdefault("_owners", {})
+        lock: threading.Lock = self.__dict__.setdefault("_owners_lock", threading.Lock())
+
         def scan() -> list[str]:
-            found = []
-            for entry in self.state_dir.iterdir() if self.state_dir.exists() else []:
-                if not entry.name.startswith(("_", ".")):
-                    meta = read_json(entry / "meta.json")
-                    if meta and meta.get("pod_uid") == pod_uid:
-                        found.append(entry.name)
+            with lock:  # scans run in worker threads, several at once
+                return scan_unlocked()
+
+        def scan_unlocked() -> list[str]:
+            found, seen = [], set()
+            try:
+                entries = list(os.scandir(self.state_dir))
+            except FileNotFoundError:
+                entries = []
+            for entry in entries:
+                if entry.name.startswith(("_", ".")):
+                    continue
+                key = (entry.name, entry.inode())
+                seen.add(key)
+                owner = owners.get(key)
+                if owner is None:
+                    meta = read_json(Path(entry.path) / "meta.json")
+                    if not meta:
+                        continue  # being created: not remembered yet
+                    owner = owners[key] = str(meta.get("pod_uid", ""))
+                if owner == pod_uid:
+                    found.append(entry.name)
+            for key in set(owners) - seen:
+                owners.pop(key, None)
             return sorted(found)
 
         return await asyncio.to_thread(scan)

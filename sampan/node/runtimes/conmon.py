@@ -20,11 +20,13 @@ import json
 import os
 import re
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from sampan.apiserver.streaming.backend import StreamIO
+from sampan.node import proc
 from sampan.node.runtimes import common
 from sampan.node.runtimes.base import RuntimeError_
 
@@ -75,9 +77,45 @@ def _prune(socket_dir: Path) -> None:
                     link.unlink()
 
 
+def _alive_not_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+async def _start_via_fifo(fifo: Path, pid: int) -> bool:
+    """What `runc start` does, without starting runc: the created container's init waits to
+    open the exec fifo for writing; a reader lets it write one byte and exec the process,
+    and the fifo's removal marks the container as running. False when the init is gone."""
+    try:
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        deadline = time.monotonic() + SYNC_TIMEOUT
+        delay = 0.0005
+        while True:
+            try:
+                if os.read(fd, 16):
+                    break  # the init has its go: it execs the container's process now
+            except BlockingIOError:
+                pass  # opened by the init, byte not written yet
+            if not _alive_not_zombie(pid) or time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.01)
+    finally:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        fifo.unlink()
+    return True
+
+
 async def start(conmon: str, runc: list[str], cdir: Path, container_id: str, log_path: Path, *,
-                stdin: bool, tty: bool, socket_dir: Path) -> dict[str, Any]:
-    """Creates the container under a new conmon and starts it; returns started.json's data."""
+                stdin: bool, tty: bool, socket_dir: Path, runtime_root: Path | None = None) -> dict[str, Any]:
+    """Creates the container under a new conmon and starts it; returns started.json's data.
+    ``runtime_root``: runc's state directory, where its exec fifo lets us start the container."""
     runc_binary, *runc_args = runc
     socket_dir.mkdir(parents=True, exist_ok=True)
     _prune(socket_dir)
@@ -96,15 +134,14 @@ async def start(conmon: str, runc: list[str], cdir: Path, container_id: str, log
     r, w = os.pipe()
     try:
         with open(cdir / "conmon.log", "ab") as errlog:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=errlog,
-                cwd=str(cdir), env={**os.environ, "_OCI_SYNCPIPE": str(w)}, pass_fds=(w,), start_new_session=True)
+            # conmon forks its daemon and returns at once.
+            await proc.run(*argv, stdout=subprocess.DEVNULL, stderr=errlog, cwd=str(cdir),
+                           env={**os.environ, "_OCI_SYNCPIPE": str(w)}, pass_fds=(w,), new_session=True)
     except OSError as exc:
         os.close(r)
         raise RuntimeError_(f"cannot run {conmon}: {exc.strerror}") from exc
     finally:
         os.close(w)
-    await proc.wait()  # conmon forks its daemon and returns at once
     report = await _read_sync(r)
     pid = (report or {}).get("pid", (report or {}).get("data"))
     if not isinstance(pid, int) or pid <= 0:
@@ -114,11 +151,11 @@ async def start(conmon: str, runc: list[str], cdir: Path, container_id: str, log
                 detail = (cdir / "conmon.log").read_text()[-2000:]
         raise RuntimeError_(_runc_error(detail) or "conmon failed to create the container")
     started_at = time.time()  # the process runs from here on: a quick one exits before `runc start` returns
-    proc = await asyncio.create_subprocess_exec(*runc, "start", container_id, stdin=asyncio.subprocess.DEVNULL,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError_(_runc_error(err.decode(errors="replace")) or "runc start failed")
+    fifo = runtime_root / container_id / "exec.fifo" if runtime_root else None
+    if fifo is None or not fifo.exists() or not await _start_via_fifo(fifo, pid):
+        done = await proc.run(*runc, "start", container_id, stdout=subprocess.DEVNULL)
+        if done.code != 0:
+            raise RuntimeError_(_runc_error(done.err.decode(errors="replace")) or "runc start failed")
     conmon_pid = None
     with contextlib.suppress(OSError, ValueError):
         conmon_pid = int((cdir / "conmon.pid").read_text().strip())

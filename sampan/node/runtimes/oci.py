@@ -18,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
+import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from sampan.apiserver.streaming.backend import LocalProcessBackend, StreamIO, run_in_pty
+from sampan.node import namespaces, proc
 from sampan.node.cgroups import Cgroups
 from sampan.node.runtimes import common, conmon
 from sampan.node.runtimes.base import (
@@ -37,24 +40,18 @@ DEFAULT_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback
 
 
 async def _run(*argv: str, timeout: float = 60.0) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
+    done = await proc.run(*argv, timeout=timeout)
+    if done.code == -1:
         return -1, "", f"{argv[0]} timed out"
-    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+    return done.code, done.out.decode(errors="replace"), done.err.decode(errors="replace")
 
 
-def _is_mountpoint(path: Path) -> bool:
+def _mount_points() -> set[str]:
     try:
         text = Path("/proc/self/mountinfo").read_text()
     except OSError:
-        return False
-    target = str(path)
-    return any(line.split()[4] == target for line in text.splitlines() if len(line.split()) > 4)
+        return set()
+    return {fields[4] for line in text.splitlines() if len(fields := line.split()) > 4}
 
 
 async def _exec_tty(argv: list[str], io: StreamIO) -> int:
@@ -112,29 +109,26 @@ class OciRuntime(common.StateDirLayout):
                 dns = Path("/etc/resolv.conf").read_text()
         (sdir / "resolv.conf").write_text(dns)
         kinds = ["ipc", "uts"] + ([] if config.host_network or config.netns_path else ["net"])
-        if all(_is_mountpoint(sdir / k) for k in kinds):
+        mounted = _mount_points()
+        if all(str(sdir / k) in mounted for k in kinds):
             return  # already made (agent restart)
-        for k in kinds:
-            (sdir / k).touch()
-        # The command runs inside the new namespaces: name the host, bring up loopback.
-        script = 'hostname "$1" && if [ "$2" = net ]; then ip link set lo up; fi'
-        argv = ["unshare", *(f"--{k}={sdir / k}" for k in kinds), "sh", "-c", script, "sh", hostname,
-                "net" if "net" in kinds else ""]
-        code, _, err = await _run(*argv)
-        if code != 0:
-            await self._unmount_sandbox(sdir)
-            raise RuntimeError_(f"cannot create the namespaces of pod {config.namespace}/{config.name}: {err.strip()}")
+        self._unmount_sandbox(sdir)  # half made before
+        try:
+            await namespaces.create({k: sdir / k for k in kinds}, hostname=hostname)
+        except OSError as exc:
+            self._unmount_sandbox(sdir)
+            raise RuntimeError_(f"cannot create the namespaces of pod {config.namespace}/{config.name}: {exc}") from exc
 
-    async def _unmount_sandbox(self, sdir: Path) -> None:
+    @staticmethod
+    def _unmount_sandbox(sdir: Path) -> None:
         for k in ("ipc", "uts", "net"):
-            if _is_mountpoint(sdir / k):
-                await _run("umount", "-l", str(sdir / k))
+            namespaces.remove(sdir / k)
 
     async def remove_sandbox(self, pod_uid: str) -> None:
         for cid in await self.pod_container_ids(pod_uid):
             await self.remove_container(cid)
         sdir = self._sdir(pod_uid)
-        await self._unmount_sandbox(sdir)
+        self._unmount_sandbox(sdir)
         await asyncio.to_thread(shutil.rmtree, sdir, True)
 
     def _sandbox(self, pod_uid: str) -> dict[str, Any]:
@@ -161,7 +155,7 @@ class OciRuntime(common.StateDirLayout):
         cgroup = self.cgroup_path(sandbox, config.id)
         swap = self.cgroups.mode != "v2" and self.cgroups.swap_accounted()
         spec = oci_spec(sandbox, config, sdir, cgroup, swap=swap, terminal=self.conmon is not None)
-        (cdir / "config.json").write_text(json.dumps(spec, indent=1))
+        (cdir / "config.json").write_text(json.dumps(spec))  # no indent: the C encoder
         extra: dict[str, Any] = {"monitor": "shim"}
         if self.conmon:
             extra = {"monitor": "conmon", "socket_dir": str(self.socket_dir), "socket_key": conmon.socket_key(cdir)}
@@ -170,38 +164,86 @@ class OciRuntime(common.StateDirLayout):
         try:
             if self.conmon:
                 started = await conmon.start(self.conmon, self._runc(), cdir, config.id, config.log_path,
-                                             stdin=config.stdin, tty=config.tty, socket_dir=self.socket_dir)
+                                             stdin=config.stdin, tty=config.tty, socket_dir=self.socket_dir,
+                                             runtime_root=self.runc_root)
                 common.write_json(cdir / "started.json", started)
             else:
                 await common.run_shim(cdir, {
                     "mode": "runc", "runc": self._runc(), "id": config.id, "dir": str(cdir),
                     "log_path": str(config.log_path), "stdin": config.stdin, "tty": config.tty, "cgroup": cgroup,
                 })
-        except RuntimeError_:
+        except Exception as exc:
             await self.remove_container(config.id)  # a failed start leaves nothing behind
-            raise
+            if isinstance(exc, RuntimeError_):
+                raise
+            raise RuntimeError_(f"cannot start container {config.id}: {exc}") from exc
         if self.conmon:  # just started: the files say running (or exited), no `runc state` needed
             meta = self._meta(config.id)
             self._collect(config.id, meta)
             return common.state_from_files(cdir, meta)
         return await self.state(config.id)
 
+    def _monitored_pid(self, container_id: str, meta: dict[str, Any]) -> int | None:
+        """The container's init pid while it runs under its conmon (conmon, a subreaper, is its
+        parent: a pid reused by another process has another parent), else None."""
+        if meta.get("monitor") != "conmon":
+            return None
+        started = common.read_json(self._cdir(container_id) / "started.json") or {}
+        pid, monitor = started.get("pid"), started.get("conmon_pid")
+        if not isinstance(pid, int) or not isinstance(monitor, int):
+            return None
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return pid if fields[0] != "Z" and int(fields[1]) == monitor else None
+
+    async def _kill(self, container_id: str, meta: dict[str, Any], sig: signal.Signals) -> None:
+        """Signals the container's init directly (what `runc kill` does, without starting it);
+        through a pidfd checked after opening, so a reused pid is never signalled."""
+        pid = self._monitored_pid(container_id, meta)
+        if pid is not None:
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:
+                fd = -1
+            if fd >= 0:
+                try:
+                    if self._monitored_pid(container_id, meta) == pid:
+                        signal.pidfd_send_signal(fd, sig)
+                        return
+                except ProcessLookupError:
+                    return  # just exited
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+        await _run(*self._runc(), "kill", container_id, sig.name.removeprefix("SIG"))
+
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
         meta = self._meta(container_id)
         # The files decide (no `runc state` exec); a kill of an already exited one is harmless.
         if self._collect(container_id, meta) or common.state_from_files(self._cdir(container_id), meta).status != "running":
             return
-        await _run(*self._runc(), "kill", container_id, "TERM")
+        await self._kill(container_id, meta, signal.SIGTERM)
         if await self._wait_exited(container_id, max(0.0, grace_seconds)):
             return
-        await _run(*self._runc(), "kill", container_id, "KILL")
+        await self._kill(container_id, meta, signal.SIGKILL)
         if not await self._wait_exited(container_id, 30.0) and await self._runc_status(container_id) == "running":
             raise RuntimeError_(f"container {container_id} did not stop after SIGKILL")
 
     async def remove_container(self, container_id: str) -> None:
         cdir = self._cdir(container_id)
         meta = common.read_json(cdir / "meta.json") or {}
-        await _run(*self._runc(), "delete", "--force", container_id)
+        state_dir = self.runc_root / container_id
+        if (meta.get("monitor") == "conmon" and self._collect(container_id, meta)
+                and self._monitored_pid(container_id, meta) is None):
+            # Exited, and conmon reaped it (every process of its pid namespace went with it):
+            # what `runc delete` does for a stopped container is its state directory and
+            # cgroups (removed below), without starting runc.
+            await asyncio.to_thread(shutil.rmtree, state_dir, True)
+        else:
+            await _run(*self._runc(), "delete", "--force", container_id)
         if meta.get("monitor") == "conmon":
             # Let conmon record the exit and go before its directory does.
             deadline = time.monotonic() + 5.0
@@ -223,10 +265,12 @@ class OciRuntime(common.StateDirLayout):
     async def _wait_exited(self, container_id: str, timeout: float) -> bool:
         meta = self._meta(container_id)
         deadline = time.monotonic() + timeout
+        delay = 0.005  # most containers go at once on SIGTERM: look again soon, then less often
         while not self._collect(container_id, meta):
             if time.monotonic() >= deadline:
                 return False
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
         return True
 
     async def state(self, container_id: str) -> ContainerState:
@@ -234,8 +278,8 @@ class OciRuntime(common.StateDirLayout):
         meta = self._meta(container_id)
         self._collect(container_id, meta)
         st = common.state_from_files(cdir, meta)
-        if st.status != "running":
-            return st
+        if st.status != "running" or self._monitored_pid(container_id, meta) is not None:
+            return st  # exited, or its process is there under its conmon: no `runc state` needed
         status = await self._runc_status(container_id)
         if status in ("running", "paused", "created"):
             return st
