@@ -29,6 +29,7 @@ from sampan.client.interface import (
     is_expired,
     object_key,
 )
+from sampan.client.wakeup import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -260,11 +261,10 @@ class Informer:
         return self._synced.is_set()
 
     async def wait_for_sync(self, timeout: float | None = None) -> bool:
-        try:
-            await asyncio.wait_for(self._synced.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        if timeout is None:
+            await self._synced.wait()
+            return True
+        return await wait_event(self._synced, timeout)
 
     @property
     def running(self) -> bool:

@@ -25,6 +25,7 @@ from sampan.client.interface import (
     is_not_found,
     object_key,
 )
+from sampan.client.wakeup import wait_event
 from sampan.ingress.model import (
     CLASS_NAME,
     CONTROLLER_NAME,
@@ -166,10 +167,8 @@ class IngressController:
 
     async def _loop(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._dirty.wait(), self.resync_period)
-            except TimeoutError:
-                pass  # periodic sync: restarts nginx if it died, retries failed status updates
+            # Also on a timeout: the periodic sync restarts nginx if it died, retries failed status updates.
+            await wait_event(self._dirty, self.resync_period)
             await asyncio.sleep(self.debounce)  # coalesce bursts (e.g. a rollout's slice updates)
             self._dirty.clear()
             try:

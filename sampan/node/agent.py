@@ -16,6 +16,7 @@ from typing import Any, Callable
 from sampan.client.events import EventRecorder
 from sampan.client.informer import Informer
 from sampan.client.interface import CONFIGMAPS, PODS, SECRETS, SERVICEACCOUNTS, SERVICES, Client, is_not_found
+from sampan.client.wakeup import wait_event
 from sampan.node import envs
 from sampan.node.localpath import LocalStorage
 from sampan.node.metrics import ResourceMetrics
@@ -281,7 +282,8 @@ class NodeAgent:
         if stored:
             found = json.loads(stored)
             return found["netns"], found["ip"]
-        await asyncio.wait_for(self._network_ready.wait(), self.pod_cidr_timeout)
+        if not await wait_event(self._network_ready, self.pod_cidr_timeout):
+            raise RuntimeError(f"no pod CIDR for this node after {self.pod_cidr_timeout:g}s")
         if self.network is None:
             raise RuntimeError("this node has no pod network")
         mappings = [

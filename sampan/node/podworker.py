@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sampan.client.events import NORMAL, WARNING
 from sampan.client.interface import PODS, is_conflict, is_not_found
+from sampan.client.wakeup import wait_event
 from sampan.node import containers as ctr
 from sampan.node.podstatus import PodView, Tracked, build_status, rfc3339
 from sampan.node.probes import ContainerProber
@@ -140,8 +141,7 @@ class PodWorker:
                 raise
             except Exception:  # noqa: BLE001 - the next round tries again
                 log.exception("syncing pod %s failed", pod_ref(self.pod))
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), TICK)
+            await wait_event(self.wake, TICK)
             self._woken = self.wake.is_set()
             self.wake.clear()
 

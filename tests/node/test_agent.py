@@ -204,3 +204,12 @@ async def test_pull_events(harness: Harness, client: LocalClient) -> None:
     assert 'Pulling image "busybox:latest"' in messages
     assert any(m.startswith('Successfully pulled image "busybox:latest" in ') and "Image size: 1000 bytes." in m
                for m in messages)
+
+
+async def test_stop_right_after_a_pod_arrives_does_not_hang(harness: Harness, client: LocalClient) -> None:
+    # The pod's worker is cancelled while it waits for the node's pod network, which becomes
+    # ready in the same moment: the cancellation must not be lost (the stop used to hang).
+    agent = await harness.start()
+    await client.create(PODS, pod("early"), "default")
+    await asyncio.wait_for(harness.stop(), 10)
+    assert all(w.task is None or w.task.done() for w in agent.workers.values())
