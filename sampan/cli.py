@@ -230,13 +230,17 @@ def images_list(data_dir: Path | None) -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="The server's state directory [default: /var/lib/sampan as root, else ~/.local/share/sampan]")
 def token(data_dir: Path | None) -> None:
-    """Print the join token for `sampan agent --server URL --token T`."""
+    """Print the join token for `sampan agent --server URL --token T`: K10<CA hash>::<secret>,
+    so the agent can check that it joins this cluster's server."""
+    from .node.jointoken import format_token
     from .node.runner import read_join_token
 
-    found = read_join_token(data_dir or default_data_dir())
+    data_dir = data_dir or default_data_dir()
+    found = read_join_token(data_dir)
     if not found:
         raise click.ClickException("no join token yet: start `sampan server` with this --data-dir first")
-    click.echo(found)
+    ca = data_dir / "server" / "tls" / "ca.crt"
+    click.echo(format_token(found, ca.read_bytes() if ca.exists() else None))
 
 
 if __name__ == "__main__":

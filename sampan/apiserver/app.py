@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Paths anyone may read, like upstream's system:public-info-viewer role.
-PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version", nodecerts.CA_PATH)
 POD_STREAMS = ("log", "exec", "attach", "portforward")
 
 _VERB_HANDLERS = {
@@ -202,6 +202,7 @@ def build_app(
     r.add_get("/openapi/v3", misc.openapi_v3)
     r.add_get("/openapi/v3/{tail:.*}", misc.openapi_v3)
     r.add_post(nodecerts.SIGN_PATH, nodecerts.handle)  # remote agents' serving certificates
+    r.add_get(nodecerts.CA_PATH, nodecerts.cacerts)  # what a joining agent checks its token's CA hash against
     for prefix, handler in (("/api", core_api), ("/apis", group_api)):
         r.add_route("*", prefix, handler)
         r.add_route("*", prefix + "/{tail:.*}", handler)

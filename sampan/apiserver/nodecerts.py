@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # annotations only: the node agent imports this module's name
 # The agent imports the names below: the server-only modules load in the functions that use them.
 
 SIGN_PATH = "/sampan/v1/kubelet-serving-certificate"
+CA_PATH = "/cacerts"
 SIGNER = "kubernetes.io/kubelet-serving"
 NODE_GROUP = "system:nodes"
 NODE_USER_PREFIX = "system:node:"
@@ -127,6 +128,8 @@ def check_names(csr: Any, node: str, node_obj: Obj | None, source_ip: str) -> li
         own_addrs.add(addr)
         if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:  # an IPv4 client of a dual-stack bind
             own_addrs.add(addr.ipv4_mapped)
+    if node.lower().rstrip(".") in _server_names():
+        return [f'"{node}" is a name of the API server, not of a node']  # agents verify the server by it
     problems = [f'DNS name "{n}" is not a name of node "{node}"'
                 for n in san.get_values_for_type(x509.DNSName) if n != node]
     problems += [f'IP address {ip} is not an address of node "{node}"'
@@ -138,6 +141,26 @@ def check_names(csr: Any, node: str, node_obj: Obj | None, source_ip: str) -> li
     if not problems and not any(str(n) == node for n in wanted):
         problems.append(f'the node name "{node}" must be one of the names')  # the API server verifies it
     return problems
+
+
+def _server_names() -> set[str]:
+    from sampan.apiserver.pki import CLUSTER_NAMES
+
+    return set(CLUSTER_NAMES)
+
+
+async def cacerts(request: web.Request) -> web.Response:
+    """GET CA_PATH (public, like K3s'): the cluster CA, which a joining agent checks against the
+    hash in its token before it sends the token itself."""
+    from aiohttp import web
+
+    from sampan.apiserver import keys
+
+    pki = request.app.get(keys.PKI)
+    if pki is None:  # an in-process server without TLS
+        return web.Response(status=404, text="this server has no cluster CA\n")
+    pem = await asyncio.to_thread(lambda: pki.ca_pem)
+    return web.Response(body=pem, content_type="application/x-pem-file")
 
 
 def _is_ip(value: str) -> bool:

@@ -86,8 +86,12 @@ class LiteHttpClient(HttpClient):
     """The Client interface like HttpClient, on asyncio streams (see the module docstring)."""
 
     def __init__(self, server: str, ssl_context: ssl.SSLContext | bool = False, token: str | None = None,
-                 token_file: str | None = None, pool_size: int = 100, request_timeout: float = 60.0) -> None:
+                 token_file: str | None = None, pool_size: int = 100, request_timeout: float = 60.0,
+                 server_hostname: str | None = None) -> None:
+        """``server_hostname``: the name the server's certificate is checked for (and sent as
+        SNI) instead of the URL's host, e.g. when joining by an address the certificate lacks."""
         super().__init__(server, ssl_context, token, token_file, pool_size, request_timeout)
+        self._server_hostname = server_hostname
         url = urlsplit(self.server)
         self._host = url.hostname or "127.0.0.1"
         self._tls: ssl.SSLContext | None = None
@@ -115,7 +119,8 @@ class LiteHttpClient(HttpClient):
 
     # -- connections ----------------------------------------------------------------
     async def _connect(self) -> _Conn:
-        reader, writer = await asyncio.open_connection(self._host, self._port, ssl=self._tls)
+        reader, writer = await asyncio.open_connection(
+            self._host, self._port, ssl=self._tls, server_hostname=self._server_hostname if self._tls else None)
         conn = _Conn(reader, writer)
         self._open.add(conn)
         return conn
@@ -179,6 +184,17 @@ class LiteHttpClient(HttpClient):
         else:
             self._discard(conn)
         return _decode(_Response(head), raw)  # type: ignore[arg-type]
+
+    async def fetch_public(self, path: str) -> tuple[int, bytes]:
+        """GET ``path`` without credentials on a connection of its own: (status, body)."""
+        async with asyncio.timeout(self._request_timeout):
+            conn = await self._connect()
+            try:
+                await conn.send(*self._request("GET", path, None, {}, None))
+                head = await conn.head()
+                return head.status_code, b"".join([chunk async for chunk in conn.body()])
+            finally:
+                self._discard(conn)
 
     async def watch(self, resource: ResourceRef, namespace: str | None = None, label_selector: str | None = None,
                     field_selector: str | None = None, resource_version: str | None = None,

@@ -131,11 +131,20 @@ async def run_remote_agent(server: str, token: str, node_name: str, data_dir: Pa
     """``sampan agent --server URL --token T``: runs until SIGTERM; the containers outlive it."""
     import signal
 
-    # The join token is the trust anchor here: the server's certificate is not checked (like a
-    # bootstrap token without a CA hash).
-    from sampan.client.lite import LiteHttpClient
+    from sampan.client.lite import LiteHttpClient  # without aiohttp: ~12 MB less (see lite.py)
+    from sampan.node import jointoken
 
-    client = LiteHttpClient(server, False, token=token)  # without aiohttp: ~12 MB less (see lite.py)
+    try:
+        expected_ca, token = jointoken.parse_token(token)
+        if expected_ca:  # the server must show the CA the token names, under the API server's name
+            ctx = await jointoken.trusted_context(LiteHttpClient, server, expected_ca)
+            client = LiteHttpClient(server, ctx, token=token, server_hostname=jointoken.SERVER_NAME)
+        else:
+            log.warning("the join token has no CA hash: the server's certificate is not verified "
+                        "(`sampan token` prints one with the hash)")
+            client = LiteHttpClient(server, False, token=token)
+    except jointoken.JoinError as exc:
+        raise SystemExit(f"cannot join {server}: {exc}") from None
     agent = await build_agent(client, node_name, data_dir, runtime, local_address_towards(server),
                               cluster_cidr=(network or {}).get("cluster_cidr"),
                               eviction=_eviction_config(eviction))

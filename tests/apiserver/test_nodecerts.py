@@ -114,6 +114,12 @@ async def test_names_that_are_not_the_nodes_are_forbidden(joiner: HttpClient, se
     status = await _refusal(joiner, make_request("n1", ["n1", "198.18.0.8"])[1])
     assert status["code"] == 403 and "198.18.0.8" in status["message"]
 
+async def test_no_node_may_carry_the_api_servers_name(joiner: HttpClient) -> None:
+    # Joining agents verify the server as kubernetes.default.svc: a node of that name must not exist.
+    for name in ("kubernetes.default.svc", "kubernetes"):
+        status = await _refusal(joiner, make_request(name, [name])[1])
+        assert status["code"] == 403 and "is a name of the API server" in status["message"], status
+
 
 async def test_malformed_requests_are_invalid(joiner: HttpClient) -> None:
     good = make_request("n1", ["n1"])[1]

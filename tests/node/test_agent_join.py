@@ -4,6 +4,7 @@ and the streams it serves through the API server: kubectl logs and exec (fake ru
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import ssl
@@ -60,7 +61,13 @@ def test_token_command_prints_join_token(tmp_path: Path) -> None:
     assert ensure_join_token(tmp_path) == token  # made once
     out = subprocess.run([sys.executable, "-m", "sampan", "token", "--data-dir", str(tmp_path)],
                          capture_output=True, text=True, check=True).stdout
-    assert out.strip() == token
+    assert out.strip() == token  # no cluster CA yet: the bare secret
+    ca = tmp_path / "server" / "tls" / "ca.crt"
+    ca.parent.mkdir(parents=True, exist_ok=True)
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n")
+    out = subprocess.run([sys.executable, "-m", "sampan", "token", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"K10{hashlib.sha256(ca.read_bytes()).hexdigest()}::{token}"
     line = (tmp_path / "server" / "tokens.csv").read_text().strip()
     assert line.startswith(f"{token},{JOIN_USER},") and "system:nodes" in line
 
@@ -164,3 +171,53 @@ def test_cli_agent_joins_with_token(tmp_path: Path) -> None:
         if agent is not None:
             stop_process(agent)
         cluster.stop()
+
+
+def test_cli_agent_refuses_a_server_whose_ca_is_not_the_tokens(tmp_path: Path) -> None:
+    from tests.e2e.cluster import start_cluster
+
+    cluster = start_cluster(tmp_path / "server", "memory")
+    try:
+        token = subprocess.run([sys.executable, "-m", "sampan", "token", "--data-dir", str(tmp_path / "server")],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        assert token.startswith("K10") and "::" in token
+        secret = token.split("::", 1)[1]
+        url = next(line.split(" at ")[1].split()[0] for line in cluster.output if " ready at " in line)
+        other_cluster = f"K10{'0' * 64}::{secret}"
+        done = subprocess.run([sys.executable, "-m", "sampan", "agent", "--server", url, "--token", other_cluster,
+                               "--node-name", "impostor-check", "--data-dir", str(tmp_path / "node"),
+                               "--runtime", "raw", "--kubelet-port", "0", "--disable", "kube-proxy",
+                               "--disable", "network-policy", "--disable", "coredns"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0
+        assert "the server's CA does not match the token" in done.stderr + done.stdout
+        # Nothing secret was sent and nothing registered.
+        assert cluster.kubectl("get", "node", "impostor-check", check=False).returncode != 0
+    finally:
+        cluster.stop()
+
+
+async def test_cacerts_is_public_and_matches_the_token(server: RunningServer, tmp_path: Path) -> None:
+    from sampan.client.lite import LiteHttpClient
+    from sampan.node import jointoken
+
+    probe = LiteHttpClient(server.url, False)  # no credentials at all
+    try:
+        status, pem = await probe.fetch_public(jointoken.CA_PATH)
+    finally:
+        await probe.close()
+    assert status == 200 and pem == (tmp_path / "server" / "tls" / "ca.crt").read_bytes()
+    expected, secret = jointoken.parse_token(jointoken.format_token(read_join_token(tmp_path) or "", pem))
+    ctx = jointoken.verified_context(pem, expected or "")
+    # Verified against the CA, for the API server's name (not the URL's 127.0.0.1).
+    client = LiteHttpClient(server.url, ctx, token=secret, server_hostname=jointoken.SERVER_NAME)
+    try:
+        assert "items" in await client.list(NODES)
+    finally:
+        await client.close()
+    wrong_name = LiteHttpClient(server.url, ctx, token=secret, server_hostname="node-a")
+    try:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await wrong_name.list(NODES)
+    finally:
+        await wrong_name.close()
