@@ -4,6 +4,7 @@ wait for its ready line, stop them, and read a process's CPU time and RSS from /
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import subprocess
 import sys
@@ -23,10 +24,13 @@ def start(args: list[str], word: str, timeout: float) -> tuple[subprocess.Popen[
     proc = subprocess.Popen([sys.executable, "-m", "sampan", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=ROOT)
     ready = threading.Event()
+    tail: collections.deque[str] = collections.deque(maxlen=60)
+    proc.tail = tail  # type: ignore[attr-defined]  # the last lines, shown when it dies
 
     def pump() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
+            tail.append(line)
             if word in line:
                 ready.set()
             elif "Traceback" in line or "ERROR" in line:

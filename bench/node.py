@@ -184,7 +184,8 @@ class Watcher:
         deadline = time.monotonic() + timeout
         while not done():
             if self.agent is not None and self.agent.poll() is not None:
-                raise SystemExit(f"the node agent exited (code {self.agent.returncode})")
+                raise SystemExit(f"the node agent exited (code {self.agent.returncode}); its last lines:\n"
+                                 + "".join(getattr(self.agent, "tail", [])))
             self.changed.clear()
             left = deadline - time.monotonic()
             if left <= 0:
@@ -285,9 +286,10 @@ def cleanup(data: Path) -> None:
     _kill_leftovers(data)
 
 
-def kubectl_delete_all(kubeconfig: Path) -> None:
+def kubectl_delete_all(kubeconfig: Path, wait: bool = True) -> None:
+    """``wait``: until the agent has removed them (not when it is gone: cleanup() does that)."""
     subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "delete", "pods", "--all", "-n", NS,
-                    "--grace-period=1", "--wait=true"], capture_output=True, timeout=300)
+                    "--grace-period=1", f"--wait={str(wait).lower()}"], capture_output=True, timeout=300)
 
 
 def image_tarball(drop: Path) -> None:
@@ -314,7 +316,7 @@ def separate_agent(tmp: Path, seq: int, burst: int, settle: float) -> dict[str, 
         try:
             out = asyncio.run(pods_part(kubeconfig, agent, adata, seq, burst, settle, meter))
         finally:
-            kubectl_delete_all(kubeconfig)
+            kubectl_delete_all(kubeconfig, wait=agent.poll() is None)
         return out
     finally:
         stop(agent, server)

@@ -29,6 +29,7 @@ from sampan.node.volumes import VolumeManager
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 KINDS = {"ConfigMap": CONFIGMAPS, "Secret": SECRETS}
+OBJECT_FRESH_SECONDS = 1.0
 
 
 class NodeAgent:
@@ -59,6 +60,9 @@ class NodeAgent:
         self.pods_dir = root / "pods"
         self.log_dir = root / "logs"
         self.state = AgentState(root / "state.db")
+        # ConfigMaps/Secrets fetched in the last OBJECT_FRESH_SECONDS (or being fetched): pods
+        # started together share one read (every pod mounts kube-root-ca.crt).
+        self._fresh_objects: dict[tuple[str, str, str], tuple[float, asyncio.Future[Obj | None]]] = {}
         self.recorder = EventRecorder(client, "kubelet", host=node_name)
         self.volumes = VolumeManager(self)
         self.local_storage = LocalStorage(self)
@@ -238,14 +242,31 @@ class NodeAgent:
 
     # -- what workers ask for --------------------------------------------------------------
     async def get_object(self, kind: str, namespace: str, name: str) -> Obj | None:
-        """From the server when it answers (and remembered), else the local copy."""
+        """From the server when it answers (and remembered), else the local copy; a read made
+        less than OBJECT_FRESH_SECONDS ago (or under way) answers for the same object."""
+        key, now = (kind, namespace, name), time.monotonic()
+        fresh = self._fresh_objects.get(key)
+        if fresh is not None and now - fresh[0] < OBJECT_FRESH_SECONDS:
+            return await asyncio.shield(fresh[1])
+        if len(self._fresh_objects) > 256:
+            self._fresh_objects = {k: v for k, v in self._fresh_objects.items() if now - v[0] < OBJECT_FRESH_SECONDS}
+        reading = asyncio.ensure_future(self._read_object(kind, namespace, name))
+        self._fresh_objects[key] = (now, reading)
+        try:
+            return await asyncio.shield(reading)
+        except Exception:  # noqa: BLE001 - the server did not answer: the local copy
+            if self._fresh_objects.get(key, (0.0, None))[1] is reading:
+                self._fresh_objects.pop(key, None)  # the next caller asks the server again
+            return await self.state.get_object(kind, namespace, name)
+
+    async def _read_object(self, kind: str, namespace: str, name: str) -> Obj | None:
         try:
             obj = await self.client.get(KINDS[kind], name, namespace)
-        except Exception as exc:  # noqa: BLE001
-            if is_not_found(exc):
-                await self.state.put_object(kind, namespace, name, None)
-                return None
-            return await self.state.get_object(kind, namespace, name)
+        except Exception as exc:
+            if not is_not_found(exc):
+                raise
+            await self.state.put_object(kind, namespace, name, None)
+            return None
         obj.setdefault("kind", kind)
         await self.state.put_object(kind, namespace, name, obj)
         return obj

@@ -74,11 +74,13 @@ def _kill_leftovers(data: Path) -> None:
             subprocess.run(["runc", "--root", runc_root, "delete", "--force", cid], capture_output=True)
     cni = data / "agent" / "cni"
     if cni.is_dir():
-        for f in cni.glob("*.json"):
+        for f in [*cni.glob("*.json"), *cni.glob("pods/*.json")]:  # what each pod was given, by pod UID
             subprocess.run(["ip", "netns", "delete", f"sampan-{f.stem[:12]}"], capture_output=True)
     attached = subprocess.run(["ip", "-o", "link", "show", "master", "sampan0"], capture_output=True, text=True)
     if attached.returncode == 0 and not attached.stdout.strip():
         subprocess.run(["ip", "link", "delete", "sampan0"], capture_output=True)  # the pods' bridge, now unused
+        # No pod network left on this host: the node-wide masquerade table is a leftover too.
+        subprocess.run(["nft", "delete", "table", "ip", "sampan-nat"], capture_output=True)
     mounts = Path("/proc/self/mountinfo").read_text().splitlines()
     for line in reversed(mounts):
         target = line.split()[4]

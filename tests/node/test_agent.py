@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from sampan.client.interface import EVENTS, LEASES, NODES, PODS, is_not_found
 from sampan.client.local import LocalClient
 from tests.node.agent_harness import Harness, eventually
@@ -213,3 +215,41 @@ async def test_stop_right_after_a_pod_arrives_does_not_hang(harness: Harness, cl
     await client.create(PODS, pod("early"), "default")
     await asyncio.wait_for(harness.stop(), 10)
     assert all(w.task is None or w.task.done() for w in agent.workers.values())
+
+
+async def test_pods_started_together_share_one_read_of_an_object(harness: Harness, client: LocalClient,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from sampan.client.interface import CONFIGMAPS
+    from sampan.node import agent as agent_module
+
+    agent = await harness.start()
+    await client.create(CONFIGMAPS, {"metadata": {"name": "shared"}, "data": {"k": "v1"}}, "default")
+    reads: list[str] = []
+    real_get = agent.client.get
+
+    async def counting_get(resource, name, namespace=None):  # type: ignore[no-untyped-def]
+        reads.append(name)
+        return await real_get(resource, name, namespace)
+
+    monkeypatch.setattr(agent.client, "get", counting_get)
+    monkeypatch.setattr(agent_module, "OBJECT_FRESH_SECONDS", 0.3)
+    found = await asyncio.gather(*(agent.get_object("ConfigMap", "default", "shared") for _ in range(20)))
+    assert reads == ["shared"] and all(f is not None and f["data"] == {"k": "v1"} for f in found)
+    # Past the window a change is read again (updates still reach running pods).
+    await client.update(CONFIGMAPS, {"metadata": {"name": "shared", "namespace": "default"}, "data": {"k": "v2"}})
+    await asyncio.sleep(0.35)
+    again = await agent.get_object("ConfigMap", "default", "shared")
+    assert again is not None and again["data"] == {"k": "v2"} and reads == ["shared", "shared"]
+    # A missing object is answered as missing; a failed read is not remembered.
+    assert await agent.get_object("ConfigMap", "default", "absent") is None
+
+    async def failing_get(resource, name, namespace=None):  # type: ignore[no-untyped-def]
+        reads.append("failed")
+        raise ConnectionError("server away")
+
+    monkeypatch.setattr(agent.client, "get", failing_get)
+    monkeypatch.setattr(agent_module, "OBJECT_FRESH_SECONDS", 30.0)
+    assert (await agent.get_object("ConfigMap", "default", "other")) is None  # no local copy either
+    monkeypatch.setattr(agent.client, "get", counting_get)
+    assert (await agent.get_object("ConfigMap", "default", "other")) is None
+    assert reads[-2:] == ["failed", "other"]
