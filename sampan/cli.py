@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 from pathlib import Path
@@ -58,6 +59,8 @@ def eviction_config(flags: dict[str, Any]) -> Any:
 def main(log_level: str) -> None:
     """Sampan: a small, fast, Kubernetes-compatible container orchestrator."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A crash below Python (an abort in a C library) still prints every thread's Python stack.
+    faulthandler.enable()
 
 
 @main.command()
