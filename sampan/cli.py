@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import logging
 import os
@@ -60,7 +61,8 @@ def main(log_level: str) -> None:
     """Sampan: a small, fast, Kubernetes-compatible container orchestrator."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # A crash below Python (an abort in a C library) still prints every thread's Python stack.
-    faulthandler.enable()
+    with contextlib.suppress(OSError, ValueError):  # a captured stderr has no file descriptor
+        faulthandler.enable()
 
 
 @main.command()
