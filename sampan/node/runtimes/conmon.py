@@ -53,18 +53,36 @@ def _runc_error(text: str) -> str:
 
 
 async def _read_sync(fd: int) -> dict[str, Any] | None:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb"))
+    """conmon's first line on its sync pipe (a JSON report); takes ownership of ``fd``.
+
+    Read by polling the non-blocking pipe, not through the loop: uvloop's connect_read_pipe
+    closes a pipe's descriptor twice (once through libuv, once through the file object), and
+    the second close can hit a descriptor another thread just opened under the same number;
+    libuv then aborts the process when epoll reports it.
+    """
+    os.set_blocking(fd, False)
+    data = b""
+    deadline = time.monotonic() + SYNC_TIMEOUT
+    delay = 0.0005
     try:
-        line = await asyncio.wait_for(reader.readline(), SYNC_TIMEOUT)
-    except asyncio.TimeoutError:
-        line = b""
+        while b"\n" not in data:
+            try:
+                chunk = os.read(fd, 4096)
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.02)
+                continue
+            if not chunk:
+                break  # conmon closed it
+            data += chunk
     finally:
-        transport.close()
+        os.close(fd)
+    line = data.split(b"\n", 1)[0]
     with contextlib.suppress(ValueError):
-        data = json.loads(line) if line else None
-        return data if isinstance(data, dict) else None
+        report = json.loads(line) if line else None
+        return report if isinstance(report, dict) else None
     return None
 
 
@@ -137,9 +155,11 @@ async def start(conmon: str, runc: list[str], cdir: Path, container_id: str, log
             # conmon forks its daemon and returns at once.
             await proc.run(*argv, stdout=subprocess.DEVNULL, stderr=errlog, cwd=str(cdir),
                            env={**os.environ, "_OCI_SYNCPIPE": str(w)}, pass_fds=(w,), new_session=True)
-    except OSError as exc:
+    except BaseException as exc:
         os.close(r)
-        raise RuntimeError_(f"cannot run {conmon}: {exc.strerror}") from exc
+        if isinstance(exc, OSError):
+            raise RuntimeError_(f"cannot run {conmon}: {exc.strerror}") from exc
+        raise
     finally:
         os.close(w)
     report = await _read_sync(r)
