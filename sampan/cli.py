@@ -80,12 +80,16 @@ def main(log_level: str) -> None:
               type=click.Choice(["ingress", "servicelb", "coredns", "network-policy", "kube-proxy"]),
               help="Do not run this packaged component (repeatable)")
 @click.option("--node-ip", default=None, help="IPv4 address of this node [default: the advertised address]")
-@click.option("--ingress-http-port", default=80, type=click.IntRange(0, 65535), hidden=True)
-@click.option("--ingress-https-port", default=443, type=click.IntRange(0, 65535), hidden=True)
-@click.option("--node-monitor-grace-period", default=40.0, type=click.FloatRange(min=0.1), hidden=True,
-              help="Seconds a node may miss heartbeats before it is marked NotReady")
-@click.option("--default-not-ready-toleration-seconds", default=300, type=click.IntRange(min=0), hidden=True)
-@click.option("--default-unreachable-toleration-seconds", default=300, type=click.IntRange(min=0), hidden=True)
+@click.option("--ingress-http-port", default=80, show_default=True, type=click.IntRange(1, 65535),
+              help="Host port of the packaged Ingress controller for HTTP")
+@click.option("--ingress-https-port", default=443, show_default=True, type=click.IntRange(1, 65535),
+              help="Host port of the packaged Ingress controller for HTTPS")
+@click.option("--node-monitor-grace-period", default=40.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a node may miss heartbeats before it is marked NotReady (kube-controller-manager's flag)")
+@click.option("--default-not-ready-toleration-seconds", default=300, show_default=True, type=click.IntRange(min=0),
+              help="tolerationSeconds added to pods for the node.kubernetes.io/not-ready:NoExecute taint")
+@click.option("--default-unreachable-toleration-seconds", default=300, show_default=True, type=click.IntRange(min=0),
+              help="tolerationSeconds added to pods for the node.kubernetes.io/unreachable:NoExecute taint")
 @eviction_options
 def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, no_agent: bool,
            node_name: str | None, runtime: str, cluster_cidr: str, service_cidr: str,
@@ -140,7 +144,7 @@ def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, 
 @click.option("--job-duration", default="1s", show_default=True,
               help="Simulated Job pods finish after this long (annotation sampan.dev/simulate-duration overrides)")
 @click.option("--node-lease-renew-interval", default=10.0, show_default=True, type=click.FloatRange(min=0.05),
-              hidden=True, help="Seconds between lease renewals (tests shorten it)")
+              help="Seconds between the nodes' lease renewals (the kubelet renews every 10 s)")
 @click.option("--kubelet-port", default=10250, show_default=True, type=click.IntRange(min=0, max=65535),
               help="Real nodes: HTTPS port for exec/attach/port-forward/logs from the API server (0: any free)")
 @eviction_options
