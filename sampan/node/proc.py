@@ -1,4 +1,4 @@
-"""Running short helper programs (CNI plugins, runc, conmon, mount) from the event loop cheaply.
+"""Running short helper programs (CNI plugins, runc, conmon, nft) from the event loop cheaply.
 
 asyncio's subprocess support under uvloop forks the whole agent (libuv's fork, ~3 ms of page
 table copying at the agent's size, more than the program itself often costs) and a plain

@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
 from typing import Any
 
 from sampan.client.informer import Handler, Informer, InformerFactory
 from sampan.client.interface import NAMESPACES, PODS, Client, ResourceRef
+from sampan.node import proc
 from sampan.proxy.netpol_rules import Plan, build_plan, delete_transaction, replace_transaction
 
 log = logging.getLogger(__name__)
@@ -42,13 +44,9 @@ def netns_argv(netns: str | None, *argv: str) -> list[str]:
 
 
 async def run_nft(script: str, netns: str | None = None) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        *netns_argv(netns, "nft", "-f", "-"),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await proc.communicate(script.encode())
-    if proc.returncode:
-        raise NftError(f"nft failed ({proc.returncode}): {err.decode(errors='replace').strip()}")
+    done = await proc.run(*netns_argv(netns, "nft", "-f", "-"), stdin=script.encode())
+    if done.code:
+        raise NftError(f"nft failed ({done.code}): {done.err.decode(errors='replace').strip()}")
 
 
 class NetworkPolicyController:
@@ -161,13 +159,9 @@ class NetworkPolicyController:
         if os.geteuid() != 0:
             return
         script = "; ".join(f"[ -e /proc/sys/{s} ] && echo 1 > /proc/sys/{s}" for s in BRIDGE_SYSCTLS) + "; true"
-        proc = await asyncio.create_subprocess_exec(
-            *netns_argv(self.netns, "sh", "-c", script),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await proc.communicate()
-        if err:
-            log.warning("netpol: could not enable bridge netfilter: %s", err.decode(errors="replace").strip())
+        done = await proc.run(*netns_argv(self.netns, "sh", "-c", script), stdout=subprocess.DEVNULL)
+        if done.err:
+            log.warning("netpol: could not enable bridge netfilter: %s", done.err.decode(errors="replace").strip())
 
 
 def _compute(policies: list[dict[str, Any]], pods: list[dict[str, Any]], namespaces: list[dict[str, Any]],

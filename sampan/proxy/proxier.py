@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
 import time
 from collections.abc import Sequence
 
 from sampan.client.informer import Informer, InformerFactory
 from sampan.client.interface import ENDPOINTSLICES, SERVICES, Client
+from sampan.node import proc
 from sampan.proxy.rules import NodeInfo, PortsCache, ServicePort, local_endpoints, render_ruleset
 from sampan.proxy.ruleset import Ruleset, diff_text, full_text
 
@@ -25,14 +27,9 @@ DEFAULT_TABLE = "sampan-proxy"
 
 
 async def run(argv: Sequence[str], stdin: bytes | None = None) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate(stdin)
-    return proc.returncode or 0, out.decode(errors="replace")
+    # Through sampan.node.proc: no fork of the whole agent per `nft` (uvloop's subprocesses do).
+    done = await proc.run(*argv, stdin=stdin, stderr=subprocess.STDOUT)
+    return done.code, done.out.decode(errors="replace")
 
 
 class Proxier:
