@@ -30,6 +30,9 @@ from sampan.scheduler import Scheduler, SchedulerConfig
 from sampan.store import Store, open_store
 
 log = logging.getLogger(__name__)
+# Concurrent writes of the controllers together (ReplicaSets creating hundreds of pods at once
+# would otherwise queue every API request behind them on the one event loop).
+CONTROLLER_WRITES_IN_FLIGHT = 32
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 BOOTSTRAP_MANAGER = "sampan-bootstrap"
@@ -245,7 +248,7 @@ async def _start_controllers(
     # Where the `kubernetes` Service points (its controller keeps it in place).
     settings.extra["apiserver"] = (advertise_address(options.bind_address), port)
     settings.extra["ca_pem"] = ca_pem  # published as kube-root-ca.crt in every namespace
-    client = LocalClient(registry, field_manager=CONTROLLER_MANAGER)
+    client = LocalClient(registry, field_manager=CONTROLLER_MANAGER, max_in_flight_writes=CONTROLLER_WRITES_IN_FLIGHT)
     disabled = [*options.disabled_controllers, *(c for c in options.disable if c == "servicelb")]
     manager = ControllerManager(client, options.controllers, settings, disabled, informers)
     await manager.start()

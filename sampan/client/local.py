@@ -7,8 +7,9 @@ as remote clients. Objects are copied on the way in, so callers may pass cached 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
 
 from sampan.api import errors
 from sampan.client.interface import (
@@ -23,13 +24,34 @@ from sampan.registry.options import DeleteOptions, ListOptions, WriteOptions
 from sampan.registry.registry import Registry
 from sampan.registry.store import ResourceStore, copy_obj
 
+T = TypeVar("T")
+
 DEFAULT_FIELD_MANAGER = "sampan"
 
 
 class LocalClient:
-    def __init__(self, registry: Registry, field_manager: str = DEFAULT_FIELD_MANAGER) -> None:
+    def __init__(self, registry: Registry, field_manager: str = DEFAULT_FIELD_MANAGER,
+                 max_in_flight_writes: int = 0) -> None:
+        """``max_in_flight_writes`` (0: no limit) bounds this client's concurrent writes, so a
+        controller fanning out hundreds of creates cannot fill the event loop's queue ahead of
+        API clients (what client-side rate limits and API Priority and Fairness do upstream)."""
         self.registry = registry
         self.field_manager = field_manager
+        self._write_slots = asyncio.Semaphore(max_in_flight_writes) if max_in_flight_writes > 0 else None
+
+    async def _bounded(self, work: Coroutine[Any, Any, T]) -> T:
+        slots = self._write_slots
+        if slots is None:
+            return await work
+        try:
+            await slots.acquire()
+        except BaseException:
+            work.close()  # never started
+            raise
+        try:
+            return await work
+        finally:
+            slots.release()
 
     def _store(self, resource: ResourceRef) -> ResourceStore:
         return self.registry.must(resource.group, resource.version, resource.plural)
@@ -81,10 +103,11 @@ class LocalClient:
         opts = self._write_opts(dry_run, field_manager)
         rs = self._store(resource)
         if subresource:
-            return await self._create_action(rs, resource, ns, meta.get("name", ""), subresource, obj, opts)
+            action = self._create_action(rs, resource, ns, meta.get("name", ""), subresource, obj, opts)
+            return await self._bounded(action)
         if resource.namespaced:
             meta.setdefault("namespace", ns)
-        return await rs.create(ns, obj, opts)
+        return await self._bounded(rs.create(ns, obj, opts))
 
     async def _create_action(
         self, rs: ResourceStore, resource: ResourceRef, ns: str, name: str, subresource: str, body: Obj, opts: WriteOptions
@@ -103,10 +126,10 @@ class LocalClient:
         ns, name = self._ns(resource, meta.get("namespace")), meta["name"]
         rs, opts = self._store(resource), self._write_opts()
         if subresource == "scale":
-            return await subresources.update_scale(rs, ns, name, obj, opts)
+            return await self._bounded(subresources.update_scale(rs, ns, name, obj, opts))
         if subresource == "finalize":
-            return await subresources.finalize_namespace(rs, name, obj, opts)
-        return await rs.update(ns, name, obj, opts, subresource or "")
+            return await self._bounded(subresources.finalize_namespace(rs, name, obj, opts))
+        return await self._bounded(rs.update(ns, name, obj, opts, subresource or ""))
 
     async def patch(
         self,
@@ -124,8 +147,8 @@ class LocalClient:
         opts = self._write_opts(False, field_manager, force)
         patch = copy_obj(patch) if isinstance(patch, (dict, list)) else patch
         if subresource == "scale":
-            return await subresources.patch_scale(rs, ns, name, content_type, patch, opts)
-        result, _created = await rs.patch(ns, name, content_type, patch, opts, subresource or "")
+            return await self._bounded(subresources.patch_scale(rs, ns, name, content_type, patch, opts))
+        result, _created = await self._bounded(rs.patch(ns, name, content_type, patch, opts, subresource or ""))
         return result
 
     async def delete(
@@ -144,7 +167,8 @@ class LocalClient:
             precondition_uid=pre.get("uid"),
             precondition_resource_version=pre.get("resourceVersion"),
         )
-        result, _removed = await self._store(resource).delete(self._ns(resource, namespace), name, opts)
+        deleting = self._store(resource).delete(self._ns(resource, namespace), name, opts)
+        result, _removed = await self._bounded(deleting)
         return result
 
     async def watch(

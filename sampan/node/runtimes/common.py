@@ -187,6 +187,15 @@ async def _feed_fifo(fifo: Path, src: asyncio.StreamReader) -> None:
 SANDBOXES = "_sandboxes"
 
 
+def proc_stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name ([0] state, [1] parent pid), or None when gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields if len(fields) > 1 else None
+
+
 class StateDirLayout:
     """The on-disk layout both runtimes keep below ``state_dir``: a directory per container
     (meta.json, exit files, log) and ``_sandboxes/<pod uid>`` per pod. Ids are checked so a

@@ -96,10 +96,8 @@ def _prune(socket_dir: Path) -> None:
 
 
 def _alive_not_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+    fields = common.proc_stat(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 async def _start_via_fifo(fifo: Path, pid: int) -> bool:

@@ -192,11 +192,8 @@ class OciRuntime(common.StateDirLayout):
         pid, monitor = started.get("pid"), started.get("conmon_pid")
         if not isinstance(pid, int) or not isinstance(monitor, int):
             return None
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            return None
-        return pid if fields[0] != "Z" and int(fields[1]) == monitor else None
+        fields = common.proc_stat(pid)
+        return pid if fields is not None and fields[0] != "Z" and fields[1] == str(monitor) else None
 
     async def _kill(self, container_id: str, meta: dict[str, Any], sig: signal.Signals) -> None:
         """Signals the container's init directly (what `runc kill` does, without starting it);
