@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from sampan.client.local import LocalClient
 from sampan.node.agent import NodeAgent
+from sampan.server import RunningServer, ServerOptions, start_server
 from tests.harness import eventually as shared_eventually
 from tests.node.fakes import FakeCgroups, FakeImages, FakeNetwork, FakeRuntime
 
@@ -50,3 +52,12 @@ async def harness(client: LocalClient, tmp_path: Path) -> AsyncIterator[Harness]
     await h.stop()
 
 
+
+
+@pytest_asyncio.fixture
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """A real API server over HTTPS (memory store, no controllers or scheduler) in DATA=tmp_path/server."""
+    running = await start_server(ServerOptions(data_dir=tmp_path / "server", port=0, datastore="memory",
+                                               service_cidr="198.19.0.0/16", controllers=[], scheduler=False))
+    yield running
+    await running.stop()

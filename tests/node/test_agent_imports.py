@@ -9,18 +9,16 @@ import asyncio
 import json
 import ssl
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from sampan.client.interface import SERVICES
 from sampan.client.local import LocalClient
 from sampan.node import subcall
 from sampan.node.netservices import NodeNetworkServices
 from sampan.node.runner import read_join_token
-from sampan.server import RunningServer, ServerOptions, start_server
+from sampan.server import RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]
 # Loaded by the agent only when something needs them (or never): each costs MBs of RSS.
@@ -57,16 +55,8 @@ asyncio.run(main())
 """
 
 
-@pytest_asyncio.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    running = await start_server(ServerOptions(data_dir=tmp_path / "srv", port=0, datastore="memory",
-                                               service_cidr="198.19.0.0/16", controllers=[], scheduler=False))
-    yield running
-    await running.stop()
-
-
 async def test_agent_start_path_leaves_heavy_modules_out(server: RunningServer, tmp_path: Path) -> None:
-    token = read_join_token(tmp_path / "srv")
+    token = read_join_token(tmp_path / "server")
     assert token
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", AGENT_SCRIPT, server.url, token, str(tmp_path / "serving"), json.dumps(HEAVY),

@@ -6,34 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import dns.asyncquery
 import dns.message
 import pytest
-import pytest_asyncio
 
 from sampan.client.interface import ENDPOINTSLICES, EVENTS, SERVICES
 from sampan.client.local import LocalClient
 from sampan.node import netservices
 from sampan.node.netservices import NodeNetworkServices, pod_gateway, resolv_conf_for
-from sampan.server import RunningServer, ServerOptions, start_server
+from sampan.server import RunningServer
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest_asyncio.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    running = await start_server(ServerOptions(data_dir=tmp_path / "server", port=0, datastore="memory",
-                                               service_cidr="198.19.0.0/16", controllers=[], scheduler=False))
-    yield running
-    await running.stop()
 
 
 async def http_status(port: int) -> int | None:
