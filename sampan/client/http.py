@@ -300,13 +300,17 @@ class HttpClient:
                 _decode(resp, await resp.read())
             buffer = b""
             async for chunk in resp.content.iter_any():
-                buffer += chunk
-                while (cut := buffer.find(b"\n")) >= 0:
-                    line, buffer = buffer[:cut], buffer[cut + 1 :]
-                    if line.strip():
-                        yield _event(orjson.loads(line))
+                events, buffer = _complete_events(buffer + chunk)
+                for event in events:
+                    yield event
             if buffer.strip():
                 yield _event(orjson.loads(buffer))
+
+
+def _complete_events(buffer: bytes) -> tuple[list[Obj], bytes]:
+    """The watch events of the whole lines in ``buffer`` and what is left of a partial one."""
+    *lines, rest = buffer.split(b"\n")
+    return [_event(orjson.loads(line)) for line in lines if line.strip()], rest
 
 
 def _event(event: Obj) -> Obj:

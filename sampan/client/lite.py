@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import h11
 import orjson
 
-from sampan.client.http import HttpClient, _decode, _event, _params
+from sampan.client.http import HttpClient, _complete_events, _decode, _event, _params
 from sampan.client.interface import Obj, ResourceRef
 
 IDLE_SECONDS = 50.0  # below the server's keep-alive timeout (75 s), so it never closes one first
@@ -219,11 +219,9 @@ class LiteHttpClient(HttpClient):
                         break
                     except ConnectionError:
                         return  # the server went away mid-stream (a partial line is no event): watch again
-                    buffer += chunk
-                    while (cut := buffer.find(b"\n")) >= 0:
-                        line, buffer = buffer[:cut], buffer[cut + 1:]
-                        if line.strip():
-                            yield _event(orjson.loads(line))
+                    events, buffer = _complete_events(buffer + chunk)
+                    for event in events:
+                        yield event
                 if buffer.strip():
                     yield _event(orjson.loads(buffer))
             finally:
