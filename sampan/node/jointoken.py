@@ -57,9 +57,11 @@ def verified_context(ca_pem: bytes, expected_hash: str) -> ssl.SSLContext:
     return ctx
 
 
-async def trusted_context(client_factory: type, server: str, expected_hash: str) -> ssl.SSLContext:
+async def trusted_context(server: str, expected_hash: str) -> ssl.SSLContext:
     """Fetches the CA from ``server`` (TLS not verified yet, no credentials sent) and checks it."""
-    probe = client_factory(server, False)
+    from sampan.client.lite import LiteHttpClient
+
+    probe = LiteHttpClient(server, False)
     try:
         status, body = await probe.fetch_public(CA_PATH)
     except (OSError, TimeoutError) as exc:

@@ -137,7 +137,7 @@ async def run_remote_agent(server: str, token: str, node_name: str, data_dir: Pa
     try:
         expected_ca, token = jointoken.parse_token(token)
         if expected_ca:  # the server must show the CA the token names, under the API server's name
-            ctx = await jointoken.trusted_context(LiteHttpClient, server, expected_ca)
+            ctx = await jointoken.trusted_context(server, expected_ca)
             client = LiteHttpClient(server, ctx, token=token, server_hostname=jointoken.SERVER_NAME)
         else:
             log.warning("the join token has no CA hash: the server's certificate is not verified "
