@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -203,6 +204,16 @@ class StateDirLayout:
 
     state_dir: Path
 
+    @functools.cached_property
+    def _owners(self) -> dict[tuple[str, int], str]:
+        """Whose a container directory is never changes: remembered per directory (name and
+        inode), so deleting many pods reads each meta.json once, not once per pod."""
+        return {}
+
+    @functools.cached_property
+    def _owners_lock(self) -> threading.Lock:
+        return threading.Lock()  # the scans run in worker threads, several at once
+
     def _cdir(self, container_id: str) -> Path:
         if not container_id or "/" in container_id or container_id.startswith((".", "_")):
             raise RuntimeError_(f"invalid container id {container_id!r}")
@@ -226,13 +237,10 @@ class StateDirLayout:
         """The pod's containers, from their meta.json alone: unlike list_containers no runtime
         call per container, which made deleting many pods quadratic."""
 
-        # Whose a container directory is never changes: remembered per directory (name and
-        # inode), so deleting many pods reads each meta.json once, not once per pod.
-        owners: dict[tuple[str, int], str] = self.__dict__.setdefault("_owners", {})
-        lock: threading.Lock = self.__dict__.setdefault("_owners_lock", threading.Lock())
+        owners, lock = self._owners, self._owners_lock
 
         def scan() -> list[str]:
-            with lock:  # scans run in worker threads, several at once
+            with lock:
                 return scan_unlocked()
 
         def scan_unlocked() -> list[str]:
