@@ -125,7 +125,7 @@ class Writer:
     def _commit_batch(self, batch: list[WriteOp]) -> None:
         results: list[object] = []
         events: list[Event] = []
-        start_revision = self.revision
+        start_revision, start_compacted = self.revision, self.compacted
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             for op in batch:
@@ -136,7 +136,7 @@ class Writer:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
-            self.revision = start_revision
+            self.revision, self.compacted = start_revision, start_compacted
             error = Unavailable(f"sqlite write failed: {exc}")
             results = [error] * len(batch)
             events = []
