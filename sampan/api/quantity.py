@@ -107,9 +107,6 @@ class Quantity:
     def scaled_value(self, scale: int) -> int:
         return self._scaled(scale)
 
-    def as_float(self) -> float:
-        return float(self.amount)
-
     def is_zero(self) -> bool:
         return self.amount == 0
 
@@ -204,10 +201,6 @@ class Quantity:
 
     def __repr__(self) -> str:
         return f"Quantity({self.canonical()!r})"
-
-    def to_json(self) -> str:
-        return self.canonical()
-
 
 def parse_quantity(text: str | int | float | Quantity) -> Quantity:
     """Parse a quantity string (or a JSON number); raises ValueError on bad input."""

@@ -104,12 +104,6 @@ def resolve(schema: dict[str, Any] | None) -> dict[str, Any]:
     return {}
 
 
-def property_schema(schema: dict[str, Any] | None, field: str) -> dict[str, Any]:
-    """The resolved schema of ``field`` in an object schema (empty if unknown)."""
-    props = resolve(schema).get("properties") or {}
-    return resolve(props.get(field))
-
-
 def items_schema(schema: dict[str, Any] | None) -> dict[str, Any]:
     """The resolved element schema of an array schema, or value schema of a map."""
     s = resolve(schema)

@@ -26,7 +26,6 @@ from aiohttp import web
 # cryptography and PyJWT (about 10 MB) are imported only when a token or key is
 # actually handled: client certificates are checked with the ssl module alone.
 if TYPE_CHECKING:
-    from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
     from sampan.apiserver.pki import Pki
@@ -291,24 +290,13 @@ def _certificate_subject(path: Path) -> Any:
 
 
 def _user_from_subject(subject: Any) -> UserInfo | None:
-    """Like :func:`user_from_certificate`, from a decoded ``getpeercert()`` subject."""
+    """The user a client certificate names, from a decoded ``getpeercert()`` subject."""
     attrs = [pair for rdn in subject for pair in rdn]
     cns = [value for name, value in attrs if name == "commonName"]
     if not cns or not cns[0]:
         return None
     groups = [str(value) for name, value in attrs if name == "organizationName"]
     return UserInfo(str(cns[0]), "", _with_authenticated(groups), {})
-
-
-def user_from_certificate(cert: x509.Certificate) -> UserInfo | None:
-    """CN is the user name, each O a group (upstream's CommonNameUserConversion)."""
-    from cryptography.x509.oid import NameOID
-
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if not cns or not cns[0].value:
-        return None
-    groups = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
-    return UserInfo(str(cns[0].value), "", _with_authenticated(groups), {})
 
 
 def bearer_token(request: web.Request) -> str | None:

@@ -5,7 +5,7 @@ agents' snapshots with the Node and Pod objects (for names, labels and selectors
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
@@ -19,12 +19,6 @@ from sampan.registry.options import ListOptions
 Obj = dict[str, Any]
 GROUP, VERSION = "metrics.k8s.io", "v1beta1"
 API_VERSION = f"{GROUP}/{VERSION}"
-
-
-class MetricsSource(Protocol):
-    """Where samples come from: one snapshot per node agent ({"node": ..., "pods": [...]})."""
-
-    async def resource_metrics(self) -> list[Obj]: ...
 
 
 def cpu_quantity(nanocores: int) -> str:

@@ -5,7 +5,6 @@ resource definitions add and remove entries at runtime.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -305,9 +304,6 @@ class ResourceTable:
     def for_group_version(self, group: str, version: str) -> list[ResourceInfo]:
         return [r for r in self if r.group == group and r.version == version]
 
-    def find_kind(self, group: str, kind: str) -> ResourceInfo | None:
-        return next((r for r in self if r.group == group and r.kind == kind), None)
-
     def groups(self) -> list[tuple[str, list[str]]]:
         """Non-core groups with their versions, preferred version first."""
         if self._groups is not None and self._groups[0] == self.generation:
@@ -326,14 +322,6 @@ class ResourceTable:
 
     def versions_of(self, group: str) -> list[str]:
         return next((vs for g, vs in self.groups() if g == group), [])
-
-    def fingerprint(self, group: str, version: str) -> str:
-        text = "|".join(
-            f"{r.plural}:{r.kind}:{r.namespaced}:{r.verbs}:{sorted(r.subresources)}:{id(r.schema)}"
-            for r in sorted(self.for_group_version(group, version), key=lambda r: r.plural)
-        )
-        return hashlib.sha256(text.encode()).hexdigest()[:32].upper()
-
 
 def version_priority(version: str) -> tuple[int, int, int, str]:
     """Kubernetes version ordering: GA > beta > alpha, higher numbers first, then others."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,13 +87,6 @@ def prefix_matches(prefix: str, path: str) -> bool:
 def normalise_prefix(path: str) -> str:
     stripped = path.rstrip("/")
     return stripped or "/"
-
-
-def host_pattern(host: str) -> re.Pattern[str] | None:
-    """A wildcard host as a regex matching exactly one leading DNS label."""
-    if not host.startswith("*."):
-        return None
-    return re.compile(r"^[^.]+" + re.escape(host[1:]) + "$")
 
 
 def ingress_class_of(ingress: Obj) -> str | None:

@@ -248,11 +248,6 @@ class Cgroups:
                 with contextlib.suppress(OSError):
                     (d / "cgroup.subtree_control").write_text("+" + c)
 
-    def add_process(self, cgroup_path: str, pid: int) -> None:
-        for d in self.dirs(cgroup_path):
-            with contextlib.suppress(OSError):
-                (d / "cgroup.procs").write_text(str(pid))
-
     def remove(self, cgroup_path: str) -> None:
         """Removes the cgroup and its children from every hierarchy (empty ones only)."""
         rel = cgroup_path.strip("/")

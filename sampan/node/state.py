@@ -69,13 +69,6 @@ class AgentState:
                                 (kind, namespace, name))
         return json.loads(rows[0][0]) if rows else None
 
-    async def prune_objects(self, keep: set[tuple[str, str, str]]) -> None:
-        """Forget objects no assigned pod uses any more."""
-        rows = await self._call("SELECT kind, namespace, name FROM objects")
-        for row in rows:
-            if tuple(row) not in keep:
-                await self._call("DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?", tuple(row))
-
     # -- small settings (node uid, pod CIDR) ---------------------------------------------
     async def set(self, key: str, value: str) -> None:
         await self._call("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))

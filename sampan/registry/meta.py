@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 import uuid
@@ -79,9 +78,3 @@ def decode(value: bytes, revision: int) -> Obj:
     return obj
 
 
-def deep_copy(obj: Obj) -> Obj:
-    return copy.deepcopy(obj)
-
-
-def without(obj: Obj, *keys: str) -> Obj:
-    return {k: v for k, v in obj.items() if k not in keys}

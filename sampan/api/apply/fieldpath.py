@@ -253,12 +253,6 @@ def _collect(node: Any, prefix: Path, out: set[Path]) -> None:
 
 # --- set helpers ----------------------------------------------------------------
 
-def with_prefix(fieldset: Iterable[Path], prefix: Path) -> FieldSet:
-    """Members at or below ``prefix``."""
-    n = len(prefix)
-    return frozenset(p for p in fieldset if p[:n] == prefix)
-
-
 def recursive_difference(fieldset: Iterable[Path], remove: Iterable[Path]) -> FieldSet:
     """Drops every member of ``remove`` and everything below it."""
     roots = set(remove)
@@ -266,7 +260,3 @@ def recursive_difference(fieldset: Iterable[Path], remove: Iterable[Path]) -> Fi
         return frozenset(fieldset)
     return frozenset(p for p in fieldset
                      if not any(p[:i] in roots for i in range(1, len(p) + 1)))
-
-
-def sorted_paths(fieldset: Iterable[Path]) -> list[Path]:
-    return sorted(fieldset)

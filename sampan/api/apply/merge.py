@@ -276,12 +276,6 @@ def _collect(value: Any, s: dict[str, Any], path: Path, out: set[Path], strict: 
         out.add(path)
 
 
-def live_field_set(obj: Any, schema: Schema) -> FieldSet:
-    out: set[Path] = set()
-    _collect(obj, _resolve(schema), (), out, strict=False)
-    return frozenset(out)
-
-
 def with_named_fields(fieldset: FieldSet, schema: Schema) -> FieldSet:
     """Adds every struct field that has members below it (upstream's
     EnsureNamedFieldsAreMembers), so a struct counts as owned through its fields."""
