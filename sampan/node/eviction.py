@@ -1,7 +1,8 @@
 """Node-pressure eviction, the pure part (like the kubelet's eviction manager): signals,
 thresholds (``--eviction-hard``/``--eviction-soft`` syntax), which thresholds are met and for
-how long, the node conditions they give, how pods are ranked for eviction and the message an
-evicted pod gets. No I/O here: sampan/node/evictionmanager.py observes and acts."""
+how long, the node conditions they give, how pods are ranked for eviction, which pods broke their
+own local storage limits, and the message an evicted pod gets. No I/O here:
+sampan/node/evictionmanager.py observes and acts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fractions import Fraction
 from typing import Any
 
 from sampan.api.quantity import BINARY_SI, DECIMAL_SI, Quantity, parse_quantity
+from sampan.api.quota import pod_requests_limits
 
 Obj = dict[str, Any]
 
@@ -319,6 +321,65 @@ def eviction_message(threshold: Threshold, observation: Observation | None, usag
             message += (f"Container {c['name']} was using {Quantity(Fraction(used), BINARY_SI)}, "
                         f"request is {request}, has larger consumption of {resource}. ")
     return message.rstrip()
+
+
+# -- local ephemeral storage limits (checked every round, before the node's thresholds) -------
+STORAGE = "ephemeral-storage"
+
+
+def _limit(values: Any) -> Quantity | None:
+    value = (values or {}).get(STORAGE) if isinstance(values, dict) else None
+    try:
+        quantity = parse_quantity(value) if value is not None else None
+    except ValueError:
+        return None
+    return quantity if quantity is not None and quantity.amount > 0 else None
+
+
+def disk_empty_dirs_with_limits(pod: Obj) -> dict[str, Quantity]:
+    """The pod's disk-backed emptyDir volumes that set a sizeLimit (a memory-backed one is a
+    tmpfs of that size: it cannot grow past it)."""
+    out = {}
+    for vol in (pod.get("spec") or {}).get("volumes") or []:
+        ed = vol.get("emptyDir")
+        if isinstance(ed, dict) and ed.get("medium") != "Memory":
+            limit = _limit({STORAGE: ed.get("sizeLimit")})
+            if limit is not None:
+                out[vol.get("name", "")] = limit
+    return out
+
+
+def container_storage_limits(pod: Obj) -> dict[str, Quantity]:
+    out = {}
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        limit = _limit((c.get("resources") or {}).get("limits"))
+        if limit is not None:
+            out[c.get("name", "")] = limit
+    return out
+
+
+def has_storage_limits(pod: Obj) -> bool:
+    """Whether the kubelet would watch this pod's local storage against limits."""
+    spec = pod.get("spec") or {}
+    containers = (spec.get("containers") or []) + (spec.get("initContainers") or [])
+    return bool(disk_empty_dirs_with_limits(pod)) or any(
+        _limit((c.get("resources") or {}).get("limits")) is not None for c in containers)
+
+
+def storage_limit_violation(usage: PodUsage, empty_dir_usage: dict[str, int]) -> str | None:
+    """The eviction message when the pod broke one of its local storage limits, in the
+    kubelet's order: an emptyDir over its sizeLimit, the whole pod over its containers'
+    limits together, one container (writable layer and logs) over its own limit."""
+    for name, limit in disk_empty_dirs_with_limits(usage.pod).items():
+        if empty_dir_usage.get(name, 0) > limit.value():
+            return f'Usage of EmptyDir volume "{name}" exceeds the limit "{limit}".'
+    pod_limit = _limit(pod_requests_limits(usage.pod)[1])
+    if pod_limit is not None and usage.storage > pod_limit.value():
+        return f"Pod ephemeral local storage usage exceeds the total limit of containers {pod_limit}."
+    for name, limit in container_storage_limits(usage.pod).items():
+        if usage.container_storage.get(name, 0) > limit.value():
+            return f'Container {name} exceeded its local ephemeral storage limit "{limit}".'
+    return None
 
 
 def grace_period(threshold: Threshold, pod: Obj, max_pod_grace_period: int) -> int:

@@ -2,7 +2,9 @@
 its filesystems and PIDs, keeps the node's MemoryPressure/DiskPressure/PIDPressure conditions
 (the node lifecycle controller turns them into NoSchedule taints), reclaims unused images under
 disk pressure and, if that is not enough, evicts at most one pod: phase Failed, reason Evicted,
-a DisruptionTarget condition, its containers killed. Decisions are in sampan/node/eviction.py.
+a DisruptionTarget condition, its containers killed. Before that, pods over their own local
+storage limits (emptyDir sizeLimit, ephemeral-storage limits) are evicted whatever the node
+has free. Decisions are in sampan/node/eviction.py.
 
 memory.available is MemTotal against /proc/meminfo's MemAvailable (the kernel's own estimate
 of what can be had without swapping); the filesystems are statvfs of the agent's data dir
@@ -120,6 +122,9 @@ class EvictionManager:
         decision = self.state.update(self.observations, self.clock())
         await self._set_conditions(decision.conditions)
         await self._routine_image_gc()
+        evicted = await self._enforce_storage_limits()
+        if evicted is not None:
+            return evicted
         if not decision.thresholds:
             return None
         threshold = decision.thresholds[0]
@@ -134,7 +139,8 @@ class EvictionManager:
                 continue
             worker = self.agent.workers.get(usage.pod["metadata"]["uid"])
             if worker is not None:
-                await self.evict(worker, threshold, usage)
+                message = ev.eviction_message(threshold, self.observations.get(threshold.signal), usage)
+                await self.evict(worker, message, ev.grace_period(threshold, usage.pod, self.config.max_pod_grace_period))
                 return usage.pod
         log.warning("eviction manager: no pod to evict to reclaim %s", resource)
         return None
@@ -201,11 +207,27 @@ class EvictionManager:
         return True
 
     # -- pods ------------------------------------------------------------------------------
+    def _active_workers(self) -> list[PodWorker]:
+        return [w for w in self.agent.workers.values() if w.admitted and not (w.finished or w.deleted)]
+
+    async def _enforce_storage_limits(self) -> Obj | None:
+        """Pods over their own local storage limits (emptyDir sizeLimit, ephemeral-storage
+        limits) are evicted at once, however much the node has free; returns the first."""
+        first = None
+        for worker in self._active_workers():
+            if not ev.has_storage_limits(worker.pod) or ev.is_critical(worker.pod):
+                continue
+            usage = ev.PodUsage(worker.pod)
+            empty_dirs = await asyncio.to_thread(self._storage, worker, usage)
+            message = ev.storage_limit_violation(usage, empty_dirs)
+            if message is not None:
+                await self.evict(worker, message, 0)
+                first = first or worker.pod
+        return first
+
     async def _usages(self, resource: str) -> list[ev.PodUsage]:
         out = []
-        for worker in list(self.agent.workers.values()):
-            if worker.finished or worker.deleted or not worker.admitted:
-                continue
+        for worker in self._active_workers():
             usage = ev.PodUsage(worker.pod)
             for t in worker.all_tracked():
                 if not t.running or t.id is None:
@@ -221,9 +243,13 @@ class EvictionManager:
             out.append(usage)
         return out
 
-    def _storage(self, worker: PodWorker, usage: ev.PodUsage) -> None:
-        """Local volumes, each container's writable layer and logs (blocking)."""
+    def _storage(self, worker: PodWorker, usage: ev.PodUsage) -> dict[str, int]:
+        """Local volumes, each container's writable layer and logs (blocking). Returns the
+        bytes used by each disk-backed emptyDir that has a sizeLimit."""
         m = worker.pod["metadata"]
+        volumes = self.agent.volumes.pod_dir(worker.uid)
+        empty_dirs = {name: disk_usage(volumes / "empty-dir" / name)[0]
+                      for name in ev.disk_empty_dirs_with_limits(worker.pod)}
         size, inodes = disk_usage(self.agent.pods_dir / worker.uid)
         logs = self.agent.log_dir / f"{m.get('namespace', 'default')}_{m['name']}_{worker.uid}"
         for t in worker.all_tracked():
@@ -235,12 +261,11 @@ class EvictionManager:
             usage.container_storage[t.name] = used
             size += used
         usage.storage, usage.inodes = size, inodes
+        return empty_dirs
 
-    async def evict(self, worker: PodWorker, threshold: ev.Threshold, usage: ev.PodUsage) -> None:
+    async def evict(self, worker: PodWorker, message: str, grace: int) -> None:
         """Fails the pod with reason Evicted and kills its containers (the pod object stays)."""
         agent, pod = self.agent, worker.pod
-        message = ev.eviction_message(threshold, self.observations.get(threshold.signal), usage)
-        grace = ev.grace_period(threshold, pod, self.config.max_pod_grace_period)
         log.warning("evicting pod %s/%s: %s", pod["metadata"].get("namespace"), pod["metadata"]["name"], message)
         worker.finished = True  # from now on nothing restarts
         agent.recorder.event(pod, WARNING, "Evicted", message)

@@ -118,3 +118,37 @@ def test_disk_pressure_evicts_the_pod_filling_the_disk(small: Real) -> None:
 
     eventually(cleared, 90)
     assert small.get("quiet")["status"]["phase"] == "Running"
+
+
+def test_pods_over_their_own_storage_limits_are_evicted(small: Real) -> None:
+    """No node pressure: an emptyDir past its sizeLimit, a pod past its containers' total
+    ephemeral-storage limit and a container past its own get their pods evicted; a pod within
+    its limits stays."""
+    fill = "dd if=/dev/zero of={} bs=1M count=4 && exec sleep 100000"
+    scratch = [{"name": "scratch", "mountPath": "/scratch"}]
+    small.apply(pod("sized", [box("c", fill.format("/scratch/fill"), volumeMounts=scratch)],
+                    volumes=[{"name": "scratch", "emptyDir": {"sizeLimit": "2Mi"}}]))
+    small.apply(pod("whole", [box("c", fill.format("/fill"), resources={"limits": {"ephemeral-storage": "2Mi"}})]))
+    # Within the pod's total (18Mi), over its own limit: the container's limit is what evicts.
+    small.apply(pod("layer", [box("c", fill.format("/fill"), resources={"limits": {"ephemeral-storage": "2Mi"}}),
+                              box("d", "exec sleep 100000", resources={"limits": {"ephemeral-storage": "16Mi"}})]))
+    small.apply(pod("within", [box("c", fill.format("/fill"), resources={"limits": {"ephemeral-storage": "16Mi"}})]))
+
+    def evicted(name: str) -> dict | None:
+        p = small.get(name)
+        return p["status"] if p["status"].get("reason") == "Evicted" else None
+
+    sized = eventually(lambda: evicted("sized"), 60)
+    assert sized["phase"] == "Failed"
+    assert sized["message"] == 'Usage of EmptyDir volume "scratch" exceeds the limit "2Mi".'
+    whole = eventually(lambda: evicted("whole"), 60)
+    assert whole["message"] == "Pod ephemeral local storage usage exceeds the total limit of containers 2Mi."
+    layer = eventually(lambda: evicted("layer"), 60)
+    assert layer["message"] == 'Container c exceeded its local ephemeral storage limit "2Mi".'
+    assert "terminated" in layer["containerStatuses"][0]["state"]
+    small.running_ready("within")
+    assert small.get("within")["status"]["phase"] == "Running"
+    conditions, _ = node_state(small)
+    assert conditions["DiskPressure"] == "False"
+    for name in ("sized", "whole", "layer", "within"):
+        small.kubectl("delete", "pod", name, "--wait=false")

@@ -152,6 +152,30 @@ def test_eviction_message_like_upstream() -> None:
     assert disk == "The node was low on resource: ephemeral-storage. Threshold quantity: 6710886, available: 6Mi."
 
 
+def test_local_storage_limits_in_the_kubelet_order() -> None:
+    p = pod("s")
+    p["spec"]["containers"] = [{"name": "a", "resources": {"limits": {"ephemeral-storage": "10Mi"}}},
+                               {"name": "b", "resources": {"limits": {"ephemeral-storage": "20Mi"}}}]
+    p["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {"sizeLimit": "4Mi"}},
+                            {"name": "ram", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+                            {"name": "free", "emptyDir": {}}]
+    assert ev.has_storage_limits(p) and set(ev.disk_empty_dirs_with_limits(p)) == {"scratch"}
+    within = ev.PodUsage(p, storage=25 * Mi, container_storage={"a": 9 * Mi, "b": 5 * Mi})
+    assert ev.storage_limit_violation(within, {"scratch": 4 * Mi}) is None
+    assert ev.storage_limit_violation(within, {"scratch": 4 * Mi + 1}) == (
+        'Usage of EmptyDir volume "scratch" exceeds the limit "4Mi".')
+    whole = ev.PodUsage(p, storage=31 * Mi, container_storage={"a": 9 * Mi, "b": 5 * Mi})
+    assert ev.storage_limit_violation(whole, {}) == (
+        "Pod ephemeral local storage usage exceeds the total limit of containers 30Mi.")
+    one = ev.PodUsage(p, storage=12 * Mi, container_storage={"a": 11 * Mi, "b": 0})
+    assert ev.storage_limit_violation(one, {}) == 'Container a exceeded its local ephemeral storage limit "10Mi".'
+    # No limits anywhere (a memory-backed emptyDir's size is the tmpfs's own): nothing to watch.
+    plain = pod("plain", storage_request="1Gi")
+    plain["spec"]["volumes"] = [{"name": "ram", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}]
+    assert not ev.has_storage_limits(plain)
+    assert ev.storage_limit_violation(ev.PodUsage(plain, storage=10**12), {"ram": 10**12}) is None
+
+
 def test_grace_period_critical_and_admission() -> None:
     hard = ev.parse_thresholds("memory.available<1Gi")[0]
     soft = ev.parse_thresholds("memory.available<1Gi", "memory.available=1m", soft=True)[0]
@@ -270,6 +294,39 @@ async def test_manager_reclaims_images_then_evicts_biggest_user(harness: Harness
     # Pressure gone (transition period 0): the condition clears at once.
     agent.eviction.config.hard = []
     await agent.eviction.synchronize()
+    assert (await _conditions(client))["DiskPressure"] == "False"
+
+
+async def test_pods_over_their_storage_limits_are_evicted_without_node_pressure(
+        harness: Harness, client: LocalClient) -> None:
+    config = ev.EvictionConfig(hard=[], monitoring_interval=3600, pressure_transition_period=0)
+    agent = await harness.start(eviction=config)
+    mount = [{"name": "scratch", "mountPath": "/scratch"}]
+    limited = [{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}]
+    for name, volumes, extra in (("capped", limited, {}), ("roomy", [{"name": "scratch", "emptyDir": {}}], {}),
+                                 ("critical", limited, {"priorityClassName": "system-node-critical"})):
+        containers = [{"name": "c", "image": "busybox:1.36", "volumeMounts": mount}]
+        await client.create(PODS, fake_pod(name, containers=containers, volumes=volumes, **extra), "default")
+
+    async def all_running() -> dict[str, Any]:
+        pods = {p["metadata"]["name"]: p for p in (await client.list(PODS, "default"))["items"]}
+        assert len(pods) == 3 and all(p.get("status", {}).get("phase") == "Running" for p in pods.values())
+        return pods
+
+    pods = await eventually(all_running)
+    assert await agent.eviction.synchronize() is None  # nothing over its limit yet
+    for name in pods:
+        scratch = agent.pods_dir / pods[name]["metadata"]["uid"] / "volumes" / "empty-dir" / "scratch"
+        (scratch / "fill").write_bytes(b"x" * 2 * Mi)
+    evicted = await agent.eviction.synchronize()
+    assert evicted is not None and evicted["metadata"]["name"] == "capped"
+    status = (await client.get(PODS, "capped", "default"))["status"]
+    assert status["phase"] == "Failed" and status["reason"] == "Evicted"
+    assert status["message"] == 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi".'
+    # No sizeLimit, or a critical pod: both keep running; the node is under no pressure.
+    for name in ("roomy", "critical"):
+        assert (await client.get(PODS, name, "default"))["status"]["phase"] == "Running"
+    assert await agent.eviction.synchronize() is None
     assert (await _conditions(client))["DiskPressure"] == "False"
 
 
