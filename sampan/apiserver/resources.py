@@ -125,6 +125,7 @@ def builtin_resources() -> list[ResourceInfo]:
         _sub("exec", "PodExecOptions", ("create", "get")),
         _sub("attach", "PodAttachOptions", ("create", "get")),
         _sub("portforward", "PodPortForwardOptions", ("create", "get")),
+        _sub("ephemeralcontainers", "Pod", _RW),
     )
     res = [
         _builtin(

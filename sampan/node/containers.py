@@ -190,6 +190,9 @@ async def create_and_start(w: PodWorker, t: Tracked, spec: Obj) -> ContainerStat
             security=_security(w.pod, spec), tty=bool(spec.get("tty")), stdin=bool(spec.get("stdin")), labels=labels)
         if res is not None:
             config.resources = res
+        target = w.tracked(spec.get("targetContainerName") or "")
+        if t.ephemeral and target is not None and target.running and target.state and target.state.pid:
+            config.pid_namespace = f"/proc/{target.state.pid}/ns/pid"  # sees the target's processes
         assert w.sandbox is not None
         state = await a.runtime.start_container(w.sandbox, config)
     except Exception as exc:  # noqa: BLE001 - the runtime's message is the reason

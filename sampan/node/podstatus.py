@@ -3,6 +3,7 @@ Pure logic: phase, conditions, container statuses; no I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,7 @@ class Tracked:
     name: str
     init: bool = False
     sidecar: bool = False  # init container with restartPolicy Always
+    ephemeral: bool = False  # added later for debugging: started once, never restarted, never ready
     id: str | None = None  # current runtime container
     state: ContainerState | None = None
     restart_count: int = 0
@@ -196,7 +198,8 @@ class PodView:
     extra: Obj = field(default_factory=dict)
 
 
-def build_status(pod: Obj, view: PodView, inits: list[Tracked], apps: list[Tracked], initialized: bool) -> Obj:
+def build_status(pod: Obj, view: PodView, inits: list[Tracked], apps: list[Tracked], initialized: bool,
+                 ephemerals: Sequence[Tracked] = ()) -> Obj:
     spec = pod.get("spec") or {}
     old = pod.get("status") or {}
     policy = spec.get("restartPolicy", "Always")
@@ -219,6 +222,8 @@ def build_status(pod: Obj, view: PodView, inits: list[Tracked], apps: list[Track
     }
     if inits:
         status["initContainerStatuses"] = [container_status(t) for t in inits]
+    if ephemerals:
+        status["ephemeralContainerStatuses"] = [container_status(t) for t in ephemerals]
     if view.pod_ip:
         status["podIP"] = view.pod_ip
         status["podIPs"] = [{"ip": view.pod_ip}]

@@ -61,6 +61,8 @@ class PodWorker:
         self.inits = [Tracked(c["name"], init=True, sidecar=c.get("restartPolicy") == "Always")
                       for c in spec.get("initContainers") or []]
         self.apps = [Tracked(c["name"]) for c in spec.get("containers") or []]
+        self.ephemerals: list[Tracked] = []
+        self._add_ephemerals(spec)
         self.view = PodView(host_ip=agent.node_ip)
         self.sandbox: SandboxConfig | None = None
         self.volumes: dict[str, Any] = {}
@@ -81,6 +83,7 @@ class PodWorker:
     def update(self, pod: Obj) -> None:
         ours = _ready(self.pod)
         self.pod = pod
+        self._add_ephemerals(pod.get("spec") or {})
         if _ready(pod) != ours:
             self.last_status_key = ""  # someone else (node lifecycle) changed it: write ours again
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
@@ -104,14 +107,20 @@ class PodWorker:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
 
+    def _add_ephemerals(self, spec: Obj) -> None:
+        """Ephemeral containers are only ever added to a pod (its ephemeralcontainers subresource)."""
+        known = {t.name for t in self.ephemerals}
+        self.ephemerals += [Tracked(c["name"], ephemeral=True) for c in spec.get("ephemeralContainers") or []
+                            if c.get("name") not in known]
+
     def all_tracked(self) -> list[Tracked]:
-        return self.inits + self.apps
+        return self.inits + self.apps + self.ephemerals
 
     def tracked(self, name: str) -> Tracked | None:
         return next((t for t in self.all_tracked() if t.name == name), None)
 
     def spec_of(self, t: Tracked) -> Obj:
-        group = "initContainers" if t.init else "containers"
+        group = "initContainers" if t.init else "ephemeralContainers" if t.ephemeral else "containers"
         return next(c for c in self.pod["spec"].get(group) or [] if c["name"] == t.name)
 
     def event(self, type_: str, reason: str, message: str) -> None:
@@ -169,6 +178,9 @@ class PodWorker:
         if await self.past_deadline():
             return False
         await self.refresh_volumes()
+        for t in self.ephemerals:  # for debugging even a pod stuck in its init containers
+            if t.id is None:
+                await self.start_container(t)
         initialized = await self.run_inits()
         if initialized:
             for t in self.apps:
@@ -344,7 +356,7 @@ class PodWorker:
 
     def _after_start(self, t: Tracked, spec: Obj) -> None:
         t.started = not spec.get("startupProbe")
-        t.ready = t.started and not spec.get("readinessProbe") and not t.init
+        t.ready = t.started and not spec.get("readinessProbe") and not (t.init or t.ephemeral)
         if spec.get("livenessProbe") or spec.get("readinessProbe") or spec.get("startupProbe"):
             prober = ContainerProber(self, t, spec)
             self.probers[t.name] = prober
@@ -422,7 +434,7 @@ class PodWorker:
             return
         if initialized is None:
             initialized = all(t.succeeded or (t.sidecar and t.running) for t in self.inits)
-        status = build_status(self.pod, self.view, self.inits, self.apps, initialized)
+        status = build_status(self.pod, self.view, self.inits, self.apps, initialized, self.ephemerals)
         if status["phase"] in ("Succeeded", "Failed") and not self.finished:
             self.finished = True
             for p in self.probers.values():

@@ -7,6 +7,7 @@ from typing import Any
 from sampan.api import crdschema, fieldsets
 from sampan.api.qos import pod_qos_class
 from sampan.api.selectors import FieldSelector
+from sampan.api.validation import field
 from sampan.apiserver.resources import ResourceInfo
 from sampan.registry.default_tolerations import DEFAULT_SECONDS as DEFAULT_TOLERATION_SECONDS
 from sampan.registry.default_tolerations import add_default_tolerations
@@ -24,6 +25,20 @@ class PodStrategy(Strategy):
     def prepare_for_create(self, obj: Obj) -> None:
         obj["status"] = {"phase": "Pending", "qosClass": pod_qos_class(obj.get("spec") or {})}
         add_default_tolerations(obj, *self.toleration_seconds)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        # Ephemeral containers are added through their subresource only.
+        spec, old_ephemeral = new.get("spec"), (old.get("spec") or {}).get("ephemeralContainers")
+        if isinstance(spec, dict):
+            if old_ephemeral is None:
+                spec.pop("ephemeralContainers", None)
+            else:
+                spec["ephemeralContainers"] = old_ephemeral
+
+    def validate(self, obj: Obj, old: Obj | None) -> list[dict[str, Any]]:
+        if old is None and (obj.get("spec") or {}).get("ephemeralContainers"):
+            return [field.forbidden("spec.ephemeralContainers", "cannot be set on create")]
+        return []
 
     def grace_period(self, obj: Obj, requested: int | None) -> int:
         spec, status = obj.get("spec") or {}, obj.get("status") or {}

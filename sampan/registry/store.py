@@ -32,6 +32,14 @@ _SERVER_OWNED_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletion
 _ACTIONS = ("binding", "finalize")
 
 Mutate = Callable[[Obj], Obj]
+# Subresources that write one part of the object: the path of that part.
+_PART_WRITTEN = {"status": ("status",), "ephemeralcontainers": ("spec", "ephemeralContainers")}
+
+
+def _get_path(obj: Obj, path: tuple[str, ...]) -> Any:
+    for step in path:
+        obj = obj.get(step) if isinstance(obj, dict) else None
+    return obj
 
 
 def copy_obj(obj: Obj) -> Obj:
@@ -265,10 +273,18 @@ class ResourceStore:
         if requested and requested != str(revision):
             raise errors.conflict(self.gr, old_meta["name"])
         self.stamp(new)
-        if subresource == "status":
-            # Status writes keep everything but status and labels/annotations.
+        part = _PART_WRITTEN.get(subresource)
+        if part is not None:
+            # Such writes keep everything but their part and labels/annotations.
             merged = copy_obj(old)
-            merged["status"] = new.get("status")
+            parent, last = merged, part[-1]
+            for step in part[:-1]:
+                parent = parent.setdefault(step, {})
+            value = _get_path(new, part)
+            if value is None:
+                parent.pop(last, None)
+            else:
+                parent[last] = value
             for field in ("labels", "annotations"):
                 if field in new_meta:
                     merged["metadata"][field] = new_meta[field]
@@ -279,8 +295,6 @@ class ResourceStore:
             new.clear()
             new.update(merged)
             new_meta = meta(new)
-            if new.get("status") is None:
-                new.pop("status", None)
         elif self.info.has_status and subresource not in _ACTIONS:
             if "status" in old:
                 new["status"] = old["status"]
@@ -304,7 +318,7 @@ class ResourceStore:
         if "managedFields" not in new_meta and "managedFields" in old_meta:
             new_meta["managedFields"] = old_meta["managedFields"]
         new_meta.pop("resourceVersion", None)
-        if subresource != "status" and subresource not in _ACTIONS:
+        if subresource not in _PART_WRITTEN and subresource not in _ACTIONS:
             self.strategy.prepare_for_update(new, old)
         await self._admit(new, old, opts, subresource)
         if self.strategy.tracks_generation and _spec_changed(new, old):

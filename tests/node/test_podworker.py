@@ -215,3 +215,32 @@ def test_readiness_gates_and_foreign_conditions() -> None:
     status = build_status(p, PodView("10.0.0.1", sandbox_ready=True), [], [running()], True)
     conds = {c["type"]: c["status"] for c in status["conditions"]}
     assert conds["Ready"] == "True" and conds["example.com/ok"] == "True"  # the gate's own condition is kept
+
+
+async def test_ephemeral_container_runs_once_beside_the_pod(harness: Harness, client: LocalClient) -> None:
+    await harness.start()
+    await client.create(PODS, pod("dbg"), "default")
+    await _phase(client, "dbg", "Running")
+    debugger = {"name": "debugger", "image": "busybox:1.36", "command": ["sh"], "targetContainerName": "c"}
+    await client.patch(PODS, "dbg", {"spec": {"ephemeralContainers": [debugger]}}, "strategic",
+                       namespace="default", subresource="ephemeralcontainers")
+
+    async def ephemeral_state(kind: str) -> dict | None:
+        p = await client.get(PODS, "dbg", "default")
+        [status] = p["status"].get("ephemeralContainerStatuses") or [{}]
+        return p if kind in status.get("state", {}) else None
+
+    p = await eventually(lambda: ephemeral_state("running"))
+    status = p["status"]["ephemeralContainerStatuses"][0]
+    assert status["name"] == "debugger" and status["ready"] is False and status["restartCount"] == 0
+    conds = {c["type"]: c["status"] for c in p["status"]["conditions"]}
+    assert conds["Ready"] == "True" and p["status"]["phase"] == "Running"  # the pod is judged without it
+    [started] = [cid for cid in harness.runtime.started if "-debugger-" in cid]
+    assert harness.runtime.configs[started].pid_namespace == ""  # the fake's target has no pid to join
+    # It exits: it is never restarted, and the pod goes on.
+    harness.runtime.crash(started, 3)
+    p = await eventually(lambda: ephemeral_state("terminated"))
+    assert p["status"]["ephemeralContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
+    await client.patch(PODS, "dbg", {"metadata": {"labels": {"poke": "1"}}}, "merge", namespace="default")
+    await _phase(client, "dbg", "Running")
+    assert [cid for cid in harness.runtime.started if "-debugger-" in cid] == [started]

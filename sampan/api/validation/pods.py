@@ -31,6 +31,9 @@ def validate_pod_template(template: Any, path: str) -> list[Cause]:
     meta = _dict(template.get("metadata"))
     mpath = field.child(path, "metadata")
     errs = validate_labels(meta.get("labels"), field.child(mpath, "labels"))
+    if _dict(template.get("spec")).get("ephemeralContainers"):
+        errs.append(field.forbidden(field.child(field.child(path, "spec"), "ephemeralContainers"),
+                                    "ephemeral containers not allowed in pod template"))
     errs += validate_annotations(meta.get("annotations"), field.child(mpath, "annotations"))
     return errs + validate_pod_spec(template.get("spec"), field.child(path, "spec"))
 
@@ -48,6 +51,10 @@ def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
     for group in ("initContainers", "containers"):
         for i, c in enumerate(_list(spec.get(group))):
             errs += _validate_container(c, field.index(field.child(path, group), i), seen, volumes)
+    targets = set(seen)  # an ephemeral container may target a container or an init container
+    for i, c in enumerate(_list(spec.get("ephemeralContainers"))):
+        cpath = field.index(field.child(path, "ephemeralContainers"), i)
+        errs += _validate_container(c, cpath, seen, volumes) + _validate_ephemeral(_dict(c), cpath, targets)
     policy = spec.get("restartPolicy")
     if policy and policy not in RESTART_POLICIES:
         errs.append(field.not_supported(field.child(path, "restartPolicy"), policy, RESTART_POLICIES))
@@ -123,6 +130,20 @@ def _validate_container(c: Any, path: str, seen: set[str], volumes: set[str]) ->
     errs += _validate_env(_list(c.get("env")), field.child(path, "env"))
     errs += _validate_mounts(_list(c.get("volumeMounts")), field.child(path, "volumeMounts"), volumes)
     errs += validate_resources(_dict(c.get("resources")), field.child(path, "resources"))
+    return errs
+
+
+# What a debugging container may not have: it gets no resources, ports, probes or hooks.
+EPHEMERAL_FORBIDDEN = ("lifecycle", "livenessProbe", "ports", "readinessProbe", "resizePolicy", "resources",
+                       "restartPolicy", "startupProbe")
+
+
+def _validate_ephemeral(c: dict, path: str, targets: set[str]) -> list[Cause]:
+    errs = [field.forbidden(field.child(path, key), "cannot be set for an Ephemeral Container")
+            for key in EPHEMERAL_FORBIDDEN if c.get(key)]
+    target = c.get("targetContainerName")
+    if target and target not in targets:
+        errs.append(field.not_found(field.child(path, "targetContainerName"), target))
     return errs
 
 

@@ -53,16 +53,34 @@ def pod_update(new: dict, old: dict) -> list[Cause]:
             for o, n in zip(olds, news):
                 if isinstance(o, dict) and isinstance(n, dict) and "image" in n:
                     o["image"] = n["image"]
-    for key in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds", "schedulingGates"):
+    # Ephemeral containers change only through their subresource (only additions, below).
+    ignored = ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds", "schedulingGates",
+               "ephemeralContainers")
+    for key in ignored:
         mutable.pop(key, None)
-    compared = {k: v for k, v in nspec.items()
-                if k not in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds", "schedulingGates")}
+    compared = {k: v for k, v in nspec.items() if k not in ignored}
     if not ospec.get("nodeName"):
         # the scheduler's binding sets nodeName on a pending pod
         mutable.pop("nodeName", None)
         compared.pop("nodeName", None)
     if compared != mutable:
         errs.append(field.forbidden("spec", POD_UPDATE_MESSAGE))
+    return errs + _ephemeral_update(nspec, ospec)
+
+
+def _ephemeral_update(nspec: dict, ospec: dict) -> list[Cause]:
+    """Ephemeral containers can be added, never changed or removed."""
+    news = {c.get("name"): (i, c) for i, c in enumerate(nspec.get("ephemeralContainers") or [])
+            if isinstance(c, dict)}
+    errs: list[Cause] = []
+    for old in ospec.get("ephemeralContainers") or []:
+        name = old.get("name")
+        if name not in news:
+            errs.append(field.forbidden("spec.ephemeralContainers",
+                                        f'existing ephemeral containers "{name}" may not be removed'))
+        elif news[name][1] != old:
+            errs.append(field.forbidden(f"spec.ephemeralContainers[{news[name][0]}]",
+                                        f'existing ephemeral containers "{name}" may not be changed'))
     return errs
 
 

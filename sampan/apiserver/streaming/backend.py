@@ -19,6 +19,8 @@ import termios
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
+from sampan.api import errors
+
 # Writes one chunk of output to the client; awaiting it applies back-pressure.
 Output = Callable[[bytes], Awaitable[None]]
 
@@ -59,10 +61,31 @@ class StreamBackend(Protocol):
         """Open a byte stream to `port` in the pod's network namespace."""
 
 
+def pick_container(pod: dict, requested: str) -> str:
+    """The container a logs/exec/attach request means, checked like the API server does: any
+    container, init or ephemeral container by name; without a name, the only container."""
+    spec, name = pod.get("spec") or {}, (pod.get("metadata") or {}).get("name", "")
+    groups = {g: [c.get("name", "") for c in spec.get(g) or []]
+              for g in ("containers", "initContainers", "ephemeralContainers")}
+    if requested:
+        if not any(requested in names for names in groups.values()):
+            raise errors.bad_request(f"container {requested} is not valid for pod {name}")
+        return requested
+    if len(groups["containers"]) == 1:
+        return groups["containers"][0]
+    message = f"a container name must be specified for pod {name}, choose one of: [{' '.join(groups['containers'])}]"
+    for group, label in (("initContainers", "init"), ("ephemeralContainers", "ephemeral")):
+        if groups[group]:
+            message += f" or one of the {label} containers: [{' '.join(groups[group])}]"
+    raise errors.bad_request(message)
+
+
 def find_container(pod: dict, name: str) -> dict:
-    for c in pod.get("spec", {}).get("containers", []):
-        if c.get("name") == name:
-            return c
+    spec = pod.get("spec") or {}
+    for group in ("containers", "initContainers", "ephemeralContainers"):
+        for c in spec.get(group) or []:
+            if c.get("name") == name:
+                return c
     raise StreamError(f'container {name} is not valid for pod {pod.get("metadata", {}).get("name")}')
 
 

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from sampan.api import errors
 from sampan.apiserver.streaming import spdy, wschannel
-from sampan.apiserver.streaming.backend import StreamBackend, StreamError, StreamIO
+from sampan.apiserver.streaming.backend import StreamBackend, StreamError, StreamIO, pick_container
 from sampan.apiserver.streaming.upgrade import SPDY_EXEC_PROTOCOLS, accept_spdy
 
 log = logging.getLogger(__name__)
@@ -37,19 +37,10 @@ class ExecOptions:
     @classmethod
     def parse(cls, request: web.Request, pod: dict, attach: bool) -> ExecOptions:
         """Validate the query like the API server does, before any upgrade happens."""
-        meta = pod.get("metadata", {})
         phase = pod.get("status", {}).get("phase", "")
         if phase in ("Succeeded", "Failed"):
             raise errors.bad_request(f"cannot {'attach to' if attach else 'exec into'} a container in a completed pod; current phase is {phase}")
-        names = [c.get("name", "") for c in pod.get("spec", {}).get("containers", [])]
-        names += [c.get("name", "") for c in pod.get("spec", {}).get("ephemeralContainers", [])]
-        container = request.query.get("container", "")
-        if not container:
-            if len(names) != 1:
-                raise errors.bad_request(f"a container name must be specified for pod {meta.get('name')}, choose one of: [{' '.join(names)}]")
-            container = names[0]
-        elif container not in names:
-            raise errors.bad_request(f"container {container} is not valid for pod {meta.get('name')}")
+        container = pick_container(pod, request.query.get("container", ""))
         opts = cls(
             container=container,
             command=request.query.getall("command", []),

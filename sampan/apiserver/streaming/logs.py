@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from sampan.api import errors
-from sampan.apiserver.streaming.backend import StreamError, send_chunks
+from sampan.apiserver.streaming.backend import StreamError, pick_container, send_chunks
 
 
 def _int(request: web.Request, name: str, minimum: int) -> int | None:
@@ -30,19 +30,7 @@ def _bool(request: web.Request, name: str) -> bool:
 async def serve_logs(request: web.Request, pod: dict, backend: object) -> web.StreamResponse:
     from sampan.node.streams import LogError, LogOptions
 
-    spec = pod.get("spec") or {}
-    name = pod["metadata"]["name"]
-    containers = [c["name"] for c in spec.get("containers") or []]
-    inits = [c["name"] for c in spec.get("initContainers") or []]
-    container = request.query.get("container", "")
-    if not container:
-        if len(containers) != 1:
-            raise errors.bad_request(
-                f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
-                + (f" or one of the init containers: [{' '.join(inits)}]" if inits else ""))
-        container = containers[0]
-    if container not in containers + inits:
-        raise errors.bad_request(f"container {container} is not valid for pod {name}")
+    container = pick_container(pod, request.query.get("container", ""))
     opts = LogOptions(
         container=container, follow=_bool(request, "follow"), previous=_bool(request, "previous"),
         tail_lines=_int(request, "tailLines", 0), since_seconds=_int(request, "sinceSeconds", 1),

@@ -81,6 +81,7 @@ class ContainerConfig:
     tty: bool = False
     stdin: bool = False
     labels: dict[str, str] = field(default_factory=dict)  # stored with the container, returned by list
+    pid_namespace: str = ""  # join this PID namespace (an ephemeral container's target) instead of a new one
 
 
 @dataclass

@@ -132,7 +132,8 @@ def oci_spec(sandbox: SandboxConfig, config: ContainerConfig, sandbox_dir: Path,
             mounts.append({"destination": dest, "type": "bind", "source": str(sandbox_dir / name),
                            "options": ["rbind", "rw"]})
     mounts += [_mount(m) for m in config.mounts]
-    namespaces: list[dict[str, str]] = [{"type": "pid"}, {"type": "mount"},
+    pid: dict[str, str] = {"type": "pid", "path": config.pid_namespace} if config.pid_namespace else {"type": "pid"}
+    namespaces: list[dict[str, str]] = [pid, {"type": "mount"},
                                         {"type": "ipc", "path": str(sandbox_dir / "ipc")},
                                         {"type": "uts", "path": str(sandbox_dir / "uts")}]
     if not sandbox.host_network:
