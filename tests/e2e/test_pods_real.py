@@ -312,3 +312,20 @@ def test_host_network_pod(real: Real) -> None:
     hosts = real.kubectl("exec", "hostnet", "--", "cat", "/etc/hosts").stdout
     assert hosts == Path("/etc/hosts").read_text()
     real.kubectl("delete", "pod", "hostnet", "--grace-period=1")
+
+
+def test_host_pid_and_ipc_pods(real: Real) -> None:
+    """hostPID/hostIPC pods (node agents, monitoring) use the node's namespaces; others their own."""
+    show = "readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc; exec sleep 100000"
+    real.apply(pod("hostns", [box("c", show)], hostPID=True, hostIPC=True))
+    real.apply(pod("ownns", [box("c", show)]))
+    real.running_ready("hostns")
+    real.running_ready("ownns")
+    node = [os.readlink(f"/proc/self/ns/{kind}") for kind in ("pid", "ipc")]
+    assert real.kubectl("logs", "hostns").stdout.split() == node
+    own = real.kubectl("logs", "ownns").stdout.split()
+    assert len(own) == 2 and own[0] != node[0] and own[1] != node[1]
+    # The node's processes are visible in the hostPID pod only.
+    assert str(real.proc.pid) in real.kubectl("exec", "hostns", "--", "ls", "/proc").stdout.split()
+    assert str(real.proc.pid) not in real.kubectl("exec", "ownns", "--", "ls", "/proc").stdout.split()
+    real.kubectl("delete", "pod", "hostns", "ownns", "--grace-period=1")

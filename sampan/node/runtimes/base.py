@@ -58,6 +58,8 @@ class SandboxConfig:
     name: str
     hostname: str
     host_network: bool = False
+    host_pid: bool = False  # hostPID: containers see the node's processes
+    host_ipc: bool = False  # hostIPC: the node's System V IPC and POSIX message queues
     netns_path: str | None = None  # from the pod network; None with hostNetwork
     cgroup_parent: str = ""  # pod cgroup, e.g. "sampan/pod<uid>" (QoS level included)
     resources: Resources = field(default_factory=Resources)  # pod-level limits

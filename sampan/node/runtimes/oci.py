@@ -108,7 +108,8 @@ class OciRuntime(common.StateDirLayout):
             with contextlib.suppress(OSError):
                 dns = Path("/etc/resolv.conf").read_text()
         (sdir / "resolv.conf").write_text(dns)
-        kinds = ["ipc", "uts"] + ([] if config.host_network or config.netns_path else ["net"])
+        kinds = ([] if config.host_ipc else ["ipc"]) + ["uts"] + (
+            [] if config.host_network or config.netns_path else ["net"])
         mounted = _mount_points()
         if all(str(sdir / k) in mounted for k in kinds):
             return  # already made (agent restart)

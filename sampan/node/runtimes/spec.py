@@ -132,10 +132,14 @@ def oci_spec(sandbox: SandboxConfig, config: ContainerConfig, sandbox_dir: Path,
             mounts.append({"destination": dest, "type": "bind", "source": str(sandbox_dir / name),
                            "options": ["rbind", "rw"]})
     mounts += [_mount(m) for m in config.mounts]
-    pid: dict[str, str] = {"type": "pid", "path": config.pid_namespace} if config.pid_namespace else {"type": "pid"}
-    namespaces: list[dict[str, str]] = [pid, {"type": "mount"},
-                                        {"type": "ipc", "path": str(sandbox_dir / "ipc")},
-                                        {"type": "uts", "path": str(sandbox_dir / "uts")}]
+    # A namespace left out of the list is the node's own (hostPID, hostIPC).
+    namespaces: list[dict[str, str]] = [{"type": "mount"}, {"type": "uts", "path": str(sandbox_dir / "uts")}]
+    if config.pid_namespace:
+        namespaces.append({"type": "pid", "path": config.pid_namespace})
+    elif not sandbox.host_pid:
+        namespaces.append({"type": "pid"})
+    if not sandbox.host_ipc:
+        namespaces.append({"type": "ipc", "path": str(sandbox_dir / "ipc")})
     if not sandbox.host_network:
         namespaces.append({"type": "network", "path": sandbox.netns_path or str(sandbox_dir / "net")})
     linux: dict[str, Any] = {
