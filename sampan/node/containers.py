@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sampan.client.events import NORMAL, WARNING
-from sampan.node import envs
+from sampan.node import envs, users
 from sampan.node.podstatus import Tracked, qos_class, terminated_state
 from sampan.node.runtimes.base import ContainerConfig, ContainerState, Mount, Security
 
@@ -159,6 +159,10 @@ async def create_and_start(w: PodWorker, t: Tracked, spec: Obj) -> ContainerStat
     a = w.agent
     info = await ensure_image(w, t, spec)
     t.image, t.image_id = normalized(spec["image"]), (info.repo_digests[0] if info.repo_digests else info.id)
+    refusal = users.non_root_refusal(w.pod, spec, info.user)
+    if refusal:
+        w.event(WARNING, "Failed", f"Error: {refusal}")
+        raise StartError("CreateContainerConfigError", refusal)
     try:
         env = await envs.container_env(w.pod, spec, a, a.services(), a.allocatable, info.env)
     except envs.EnvError as exc:
@@ -184,10 +188,16 @@ async def create_and_start(w: PodWorker, t: Tracked, spec: Obj) -> ContainerStat
         await _drop_older(w, t)
     try:
         rootfs = await a.images.mount_rootfs(info, cid)
+        security = _security(w.pod, spec)
+        if a.runtime.isolates:  # host processes (raw) keep the agent's own user unless told otherwise
+            who = await asyncio.to_thread(users.resolve, info.user, rootfs, security.run_as_user,
+                                          security.run_as_group)
+            security.run_as_user, security.run_as_group = who.uid, who.gid
+            security.supplemental_groups = who.additional_gids + security.supplemental_groups
         config = ContainerConfig(
             id=cid, pod_uid=w.uid, name=t.name, rootfs=rootfs, args=args, env=env,
             working_dir=spec.get("workingDir") or info.working_dir or "", mounts=mounts, log_path=logfile,
-            security=_security(w.pod, spec), tty=bool(spec.get("tty")), stdin=bool(spec.get("stdin")), labels=labels)
+            security=security, tty=bool(spec.get("tty")), stdin=bool(spec.get("stdin")), labels=labels)
         if res is not None:
             config.resources = res
         target = w.tracked(spec.get("targetContainerName") or "")

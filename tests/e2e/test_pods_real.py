@@ -125,14 +125,18 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Real]:
     yield from real_cluster(tmp_path_factory.mktemp("real"))
 
 
-def real_cluster(data: Path) -> Iterator[Real]:
-    """A server with its in-process agent and the busybox image in its drop folder;
-    on the way out, every pod is deleted and anything left under ``data`` is stopped."""
+def real_cluster(data: Path, users: tuple[str, ...] = ()) -> Iterator[Real]:
+    """A server with its in-process agent and the busybox image in its drop folder (and one
+    tagged ``busybox:user-<USER>`` per image USER in ``users``); on the way out, every pod is
+    deleted and anything left under ``data`` is stopped."""
     from tests.node.images_util import busybox_image, write_docker_archive
 
     drop = data / "agent" / "images"
     drop.mkdir(parents=True)
     write_docker_archive(drop / "busybox.tar", busybox_image(cmd=["sh"]), [IMAGE])
+    for i, user in enumerate(users):
+        write_docker_archive(drop / f"busybox-user-{i}.tar", busybox_image(cmd=["sh"], user=user),
+                             [f"busybox:user-{user.replace(':', '-')}"])
     proc, output = start_process(server_args(data), timeout=120)
     cluster = Real(data, proc, output)
     try:

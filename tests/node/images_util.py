@@ -83,17 +83,18 @@ def tar_directory(root: Path) -> bytes:
 
 
 def image_config(diff_ids: list[str], cmd: list[str] | None = None, arch: str = "amd64",
-                 env: list[str] | None = None, label: str = "") -> bytes:
+                 env: list[str] | None = None, label: str = "", user: str = "") -> bytes:
     return json.dumps({
         "architecture": arch, "os": "linux", "created": "2024-01-01T00:00:00Z",
         "config": {"Cmd": cmd or ["sh"], "Env": env or ["PATH=/bin"], "WorkingDir": "/",
-                   "ExposedPorts": {"80/tcp": {}}, "Labels": {"test": label} if label else {}},
+                   "ExposedPorts": {"80/tcp": {}}, "Labels": {"test": label} if label else {},
+                   **({"User": user} if user else {})},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }).encode()
 
 
-def busybox_image(cmd: list[str] | None = None, label: str = "", extra_files: dict[str, bytes] | None = None
-                  ) -> TestImage:
+def busybox_image(cmd: list[str] | None = None, label: str = "", extra_files: dict[str, bytes] | None = None,
+                  user: str = "") -> TestImage:
     """Two layers: busybox plus files, then a layer that deletes /etc/motd (a whiteout), makes
     /data/old opaque (hiding a.txt) and adds /data/old/b.txt and /hello.txt."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,7 +116,7 @@ def busybox_image(cmd: list[str] | None = None, label: str = "", extra_files: di
         for name, data in (extra_files or {}).items():
             _add(tar, name, data)
     layers = [base, buf.getvalue()]
-    return TestImage(layers, image_config([sha256(x) for x in layers], cmd, label=label))
+    return TestImage(layers, image_config([sha256(x) for x in layers], cmd, label=label, user=user))
 
 
 def _tar_bytes(files: dict[str, bytes]) -> bytes:

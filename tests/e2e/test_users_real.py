@@ -1,0 +1,66 @@
+"""Container users with real runc: the image's USER (a name from its /etc/passwd, or numbers),
+runAsUser/runAsGroup over it, supplementalGroups, and runAsNonRoot refusing what would run as
+root. Needs root, runc, the CNI plugins and busybox-static; skipped otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.test_pods_real import IMAGE, Real, eventually, pod, real_cluster
+from tests.e2e.test_pods_real import pytestmark as real_marks
+
+pytestmark = real_marks
+SHOW = "id -u; id -g; id -G; exec sleep 100000"
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Real]:
+    yield from real_cluster(tmp_path_factory.mktemp("users"), users=("nobody", "4242:4343"))
+
+
+def ids_of(cluster: Real, name: str, **spec: object) -> list[str]:
+    image = spec.pop("image", IMAGE)
+    sc = spec.pop("container_security", None)
+    container = {"name": "c", "image": image, "command": ["sh", "-c", SHOW]}
+    if sc:
+        container["securityContext"] = sc
+    cluster.apply(pod(name, [container], **spec))
+    cluster.running_ready(name)
+    return cluster.kubectl("logs", name).stdout.split("\n")[:3]
+
+
+def test_image_user_is_used(real: Real) -> None:
+    assert ids_of(real, "root-default") == ["0", "0", "0"]
+    assert ids_of(real, "by-name", image="busybox:user-nobody") == ["65534", "65534", "65534"]
+    assert ids_of(real, "by-number", image="busybox:user-4242-4343") == ["4242", "4343", "4343"]
+
+
+def test_security_context_overrides_the_image(real: Real) -> None:
+    pod_sc = {"runAsUser": 1000, "runAsGroup": 2000, "supplementalGroups": [3000], "runAsNonRoot": True}
+    assert ids_of(real, "overridden", image="busybox:user-nobody", securityContext=pod_sc) == [
+        "1000", "2000", "2000 3000"]
+    assert ids_of(real, "container-wins", securityContext=pod_sc, container_security={"runAsUser": 1234}) == [
+        "1234", "2000", "2000 3000"]
+    assert ids_of(real, "numeric-non-root", image="busybox:user-4242-4343",
+                  securityContext={"runAsNonRoot": True}) == ["4242", "4343", "4343"]
+
+
+def test_run_as_non_root_refuses_root_and_names(real: Real) -> None:
+    for name, image in (("would-be-root", IMAGE), ("named-user", "busybox:user-nobody")):
+        real.apply(pod(name, [{"name": "c", "image": image, "command": ["sleep", "100000"]}],
+                       securityContext={"runAsNonRoot": True}))
+
+    def waiting(name: str) -> dict | None:
+        statuses = real.get(name)["status"].get("containerStatuses") or [{}]
+        w = statuses[0].get("state", {}).get("waiting") or {}
+        return w if w.get("reason") == "CreateContainerConfigError" else None
+
+    root = eventually(lambda: waiting("would-be-root"), 60)
+    uid = real.get("would-be-root")["metadata"]["uid"]
+    assert root["message"] == (f'container has runAsNonRoot and image will run as root '
+                               f'(pod: "would-be-root_default({uid})", container: c)')
+    named = eventually(lambda: waiting("named-user"), 60)
+    assert "image has non-numeric user (nobody), cannot verify user is non-root" in named["message"]
+    assert real.get("would-be-root")["status"]["phase"] == "Pending"
