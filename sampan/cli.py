@@ -19,8 +19,8 @@ def default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "sampan"
 
 
-def eviction_options(command: Any) -> Any:
-    """The kubelet's node-pressure eviction flags (real nodes)."""
+def kubelet_options(command: Any) -> Any:
+    """The kubelet's flags for real nodes: node-pressure eviction, unsafe sysctls."""
     options = [
         click.option("--eviction-hard", default=None, metavar="SIGNAL<VALUE,...",
                      help="Hard eviction thresholds, e.g. memory.available<100Mi,nodefs.available<10% (replaces "
@@ -36,10 +36,23 @@ def eviction_options(command: Any) -> Any:
                      help="How long a pressure condition stays True after its threshold is no longer met"),
         click.option("--eviction-monitoring-interval", default="10s", show_default=True,
                      help="How often the node looks at its resources (at most one eviction each time)"),
+        click.option("--allowed-unsafe-sysctls", default="", metavar="NAME|PREFIX*,...",
+                     help="Namespaced sysctls pods may set beyond the safe ones, e.g. net.core.somaxconn,kernel.msg*"),
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def unsafe_sysctls(flags: dict[str, Any]) -> tuple[str, ...]:
+    from .node.sysctls import Allowlist
+
+    names = tuple(n.strip() for n in (flags.get("allowed_unsafe_sysctls") or "").split(",") if n.strip())
+    try:
+        Allowlist(names)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allowed-unsafe-sysctls") from None
+    return names
 
 
 def eviction_config(flags: dict[str, Any]) -> Any:
@@ -90,14 +103,14 @@ def main(log_level: str) -> None:
               help="tolerationSeconds added to pods for the node.kubernetes.io/not-ready:NoExecute taint")
 @click.option("--default-unreachable-toleration-seconds", default=300, show_default=True, type=click.IntRange(min=0),
               help="tolerationSeconds added to pods for the node.kubernetes.io/unreachable:NoExecute taint")
-@eviction_options
+@kubelet_options
 def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, no_agent: bool,
            node_name: str | None, runtime: str, cluster_cidr: str, service_cidr: str,
            node_monitor_grace_period: float, default_not_ready_toleration_seconds: int,
            default_unreachable_toleration_seconds: int, disable: tuple[str, ...] = (), node_ip: str | None = None,
-           ingress_http_port: int = 80, ingress_https_port: int = 443, **eviction_flags: Any) -> None:
+           ingress_http_port: int = 80, ingress_https_port: int = 443, **kubelet_flags: Any) -> None:
     """Run a whole cluster in this process."""
-    eviction = eviction_config(eviction_flags)
+    eviction = eviction_config(kubelet_flags)
     from .apiserver import pkifiles
 
     # The PKI is checked (or created) by a child process while this one imports the server.
@@ -113,6 +126,7 @@ def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, 
         default_unreachable_toleration_seconds=default_unreachable_toleration_seconds,
         disable=list(disable), node_ip=node_ip, ingress_http_port=ingress_http_port,
         ingress_https_port=ingress_https_port, eviction=eviction,
+        allowed_unsafe_sysctls=unsafe_sysctls(kubelet_flags),
     )
     try:
         uvloop.run(run_server(options))
@@ -147,12 +161,12 @@ def server(data_dir: Path | None, bind_address: str, port: int, datastore: str, 
               help="Seconds between the nodes' lease renewals (the kubelet renews every 10 s)")
 @click.option("--kubelet-port", default=10250, show_default=True, type=click.IntRange(min=0, max=65535),
               help="Real nodes: HTTPS port for exec/attach/port-forward/logs from the API server (0: any free)")
-@eviction_options
+@kubelet_options
 def agent(simulate: int | None, kubeconfig: str | None, server: str | None, token: str | None,
           node_name: str | None, data_dir: Path | None, runtime: str, node_cpu: str, node_memory: str, node_pods: int,
           name_prefix: str, cluster_cidr: str, job_duration: str, node_lease_renew_interval: float,
           service_cidr: str = "10.43.0.0/16", disable: tuple[str, ...] = (), kubelet_port: int = 10250,
-          **eviction_flags: Any) -> None:
+          **kubelet_flags: Any) -> None:
     """Run a node agent (with --simulate N: N simulated nodes)."""
     if simulate is None:
         if not server or not token:
@@ -166,7 +180,7 @@ def agent(simulate: int | None, kubeconfig: str | None, server: str | None, toke
                                         data_dir or default_data_dir(), runtime,
                                         {"cluster_cidr": cluster_cidr, "service_cidr": service_cidr,
                                          "disabled": list(disable)}, kubelet_port,
-                                        eviction_config(eviction_flags)))
+                                        eviction_config(kubelet_flags), unsafe_sysctls(kubelet_flags)))
         except KeyboardInterrupt:
             pass
         return

@@ -72,6 +72,7 @@ class ServerOptions:
     default_unreachable_toleration_seconds: int = 300
     # The in-process agent's node-pressure eviction (sampan.node.eviction.EvictionConfig; None: defaults).
     eviction: Any = None
+    allowed_unsafe_sysctls: tuple[str, ...] = ()  # beyond the safe ones (--allowed-unsafe-sysctls)
 
 
 @dataclass
@@ -211,7 +212,8 @@ async def start_server(options: ServerOptions) -> RunningServer:
 
         agent = await start_local_agent(url, pki.ca_cert_path, data_dir, options.node_name or socket.gethostname(),
                                         options.runtime, options.node_ip or advertise_address(options.bind_address),
-                                        streams, network_options(options), options.eviction)
+                                        streams, network_options(options), options.eviction,
+                                        options.allowed_unsafe_sysctls)
     return RunningServer(url, kubeconfig, registry, store, runner, controllers, crds, scheduler=scheduler, agent=agent,
                          remote_streams=streams.remote, informers=informers)
 

@@ -24,6 +24,7 @@ from sampan.node.nodestatus import NodeStatus
 from sampan.node.podworker import PodWorker
 from sampan.node.runtimes.base import ContainerState
 from sampan.node.state import AgentState
+from sampan.node.sysctls import Allowlist
 from sampan.node.volumes import VolumeManager
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class NodeAgent:
         self, client: Client, node_name: str, data_dir: Path, runtime: Any, images: Any, network: Any,
         cgroups: Any, *, node_ip: str = "127.0.0.1", lease_interval: float = 10.0, status_interval: float = 60.0,
         volume_refresh: float = 10.0, kubelet_version: str = "", pod_cidr_timeout: float = 120.0,
-        close_client: bool = False, eviction: Any = None,
+        close_client: bool = False, eviction: Any = None, allowed_unsafe_sysctls: tuple[str, ...] = (),
     ) -> None:
         self.client = client
         self.close_client = close_client  # the agent made the client (in-process agent): close it on stop
@@ -77,6 +78,7 @@ class NodeAgent:
         self._adopted: dict[str, list[ContainerState]] = {}
         self.network_services: Any = None  # proxy, DNS, NetworkPolicy, ingress (sampan/node/netservices.py)
         self.metrics = ResourceMetrics(self)  # usage for metrics.k8s.io (`kubectl top`)
+        self.sysctls = Allowlist(allowed_unsafe_sysctls)
         self.eviction: Any = None  # node-pressure eviction (an EvictionConfig turns it on)
         if eviction is not None:
             from sampan.node.evictionmanager import EvictionManager
@@ -224,6 +226,9 @@ class NodeAgent:
         refused = self.eviction.admit(pod) if self.eviction is not None else None
         if refused:
             return refused  # the node is under pressure
+        refused = self.sysctls.refusal(pod)
+        if refused:
+            return refused
         uid = pod["metadata"]["uid"]
         active = [w.pod for u, w in self.workers.items() if u != uid and not w.finished and w.admitted]
         if len(active) + 1 > int(self.allocatable.get("pods", "110")):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sampan.client.events import NORMAL, WARNING
 from sampan.node import envs, users
+from sampan.node.sysctls import pod_sysctls
 from sampan.node.podstatus import Tracked, qos_class, terminated_state
 from sampan.node.runtimes.base import ContainerConfig, ContainerState, Mount, Security
 
@@ -197,7 +198,8 @@ async def create_and_start(w: PodWorker, t: Tracked, spec: Obj) -> ContainerStat
         config = ContainerConfig(
             id=cid, pod_uid=w.uid, name=t.name, rootfs=rootfs, args=args, env=env,
             working_dir=spec.get("workingDir") or info.working_dir or "", mounts=mounts, log_path=logfile,
-            security=security, tty=bool(spec.get("tty")), stdin=bool(spec.get("stdin")), labels=labels)
+            security=security, tty=bool(spec.get("tty")), stdin=bool(spec.get("stdin")), labels=labels,
+            sysctls=pod_sysctls(w.pod))
         if res is not None:
             config.resources = res
         target = w.tracked(spec.get("targetContainerName") or "")

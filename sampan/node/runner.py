@@ -105,7 +105,7 @@ async def ensure_storage_class(client: Any) -> None:
 
 async def start_local_agent(url: str, ca_path: Path, data_dir: Path, node_name: str, runtime: str,
                             node_ip: str, streams: Any = None, network: dict[str, Any] | None = None,
-                            eviction: Any = None) -> NodeAgent:
+                            eviction: Any = None, allowed_unsafe_sysctls: tuple[str, ...] = ()) -> NodeAgent:
     """The agent inside ``sampan server``: talks to its own server over HTTPS with the join token."""
     token = ensure_join_token(data_dir)
     ctx = ssl.create_default_context(cafile=str(ca_path))
@@ -113,7 +113,7 @@ async def start_local_agent(url: str, ca_path: Path, data_dir: Path, node_name: 
     await ensure_storage_class(client)
     agent = await build_agent(client, node_name, data_dir, runtime, node_ip, close_client=True,
                               cluster_cidr=(network or {}).get("cluster_cidr"),
-                              eviction=_eviction_config(eviction))
+                              eviction=_eviction_config(eviction), allowed_unsafe_sysctls=allowed_unsafe_sysctls)
     net = attach_network_services(agent, network)  # proxy, DNS, NetworkPolicy, ingress: stopped by agent.stop()
     await agent.start()
     if net is not None:
@@ -127,7 +127,7 @@ async def start_local_agent(url: str, ca_path: Path, data_dir: Path, node_name: 
 
 async def run_remote_agent(server: str, token: str, node_name: str, data_dir: Path, runtime: str = "auto",
                            network: dict[str, Any] | None = None, kubelet_port: int = 10250,
-                           eviction: Any = None) -> None:
+                           eviction: Any = None, allowed_unsafe_sysctls: tuple[str, ...] = ()) -> None:
     """``sampan agent --server URL --token T``: runs until SIGTERM; the containers outlive it."""
     import signal
 
@@ -147,7 +147,7 @@ async def run_remote_agent(server: str, token: str, node_name: str, data_dir: Pa
         raise SystemExit(f"cannot join {server}: {exc}") from None
     agent = await build_agent(client, node_name, data_dir, runtime, local_address_towards(server),
                               cluster_cidr=(network or {}).get("cluster_cidr"),
-                              eviction=_eviction_config(eviction))
+                              eviction=_eviction_config(eviction), allowed_unsafe_sysctls=allowed_unsafe_sysctls)
     net = attach_network_services(agent, network)
     from sampan.node.remote_streams import AgentEndpoint
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sampan.api.validation import field, names
@@ -82,6 +83,28 @@ def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
     if host:
         errs += [field.invalid(field.child(path, "hostname"), host, e) for e in names.dns1123_label(host)]
     errs += validate_labels(spec.get("nodeSelector"), field.child(path, "nodeSelector"))
+    sysctls = _list(_dict(spec.get("securityContext")).get("sysctls"))
+    return errs + _validate_sysctls(sysctls, field.child(field.child(path, "securityContext"), "sysctls"))
+
+
+_SYSCTL_SEGMENT = "[a-z0-9]([-_a-z0-9]*[a-z0-9])?"
+SYSCTL_PATTERN = f"^({_SYSCTL_SEGMENT}[\\./])*{_SYSCTL_SEGMENT}$"
+_SYSCTL_RE = re.compile(SYSCTL_PATTERN)
+
+
+def _validate_sysctls(sysctls: list, path: str) -> list[Cause]:
+    errs: list[Cause] = []
+    seen: set[str] = set()
+    for i, item in enumerate(sysctls):
+        npath = field.child(field.index(path, i), "name")
+        name = _dict(item).get("name") or ""
+        if not name:
+            errs.append(field.required(npath))
+        elif len(name) > 253 or not _SYSCTL_RE.match(name):
+            errs.append(field.invalid(npath, name, f"must have at most 253 characters and match regex {SYSCTL_PATTERN}"))
+        elif name in seen:
+            errs.append(field.duplicate(npath, name))
+        seen.add(name)
     return errs
 
 
@@ -100,7 +123,7 @@ def _validate_volumes(volumes: list, path: str) -> tuple[set[str], list[Cause]]:
             seen.add(name)
         sources = [k for k in _dict(vol) if k != "name"]
         if len(sources) > 1:
-            errs.append(field.forbidden(field.child(p, sources[1]), f"may not specify more than 1 volume type"))
+            errs.append(field.forbidden(field.child(p, sources[1]), "may not specify more than 1 volume type"))
     return seen, errs
 
 

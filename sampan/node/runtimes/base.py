@@ -84,6 +84,7 @@ class ContainerConfig:
     stdin: bool = False
     labels: dict[str, str] = field(default_factory=dict)  # stored with the container, returned by list
     pid_namespace: str = ""  # join this PID namespace (an ephemeral container's target) instead of a new one
+    sysctls: dict[str, str] = field(default_factory=dict)  # set in the pod's IPC/network namespaces
 
 
 @dataclass

@@ -144,6 +144,7 @@ def oci_spec(sandbox: SandboxConfig, config: ContainerConfig, sandbox_dir: Path,
         namespaces.append({"type": "network", "path": sandbox.netns_path or str(sandbox_dir / "net")})
     linux: dict[str, Any] = {
         "namespaces": namespaces,
+        "sysctl": dict(config.sysctls),
         "resources": linux_resources(config.resources, swap),
         "cgroupsPath": cgroup_path,
     }

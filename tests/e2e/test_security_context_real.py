@@ -1,10 +1,12 @@
-"""Container users with real runc: the image's USER (a name from its /etc/passwd, or numbers),
-runAsUser/runAsGroup over it, supplementalGroups, and runAsNonRoot refusing what would run as
-root. Needs root, runc, the CNI plugins and busybox-static; skipped otherwise."""
+"""Security contexts with real runc: the image's USER (a name from its /etc/passwd, or numbers),
+runAsUser/runAsGroup over it, supplementalGroups, runAsNonRoot refusing what would run as root,
+and pod sysctls (safe ones set in the pod's namespaces, unsafe ones refused by the node).
+Needs root, runc, the CNI plugins and busybox-static; skipped otherwise."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +66,25 @@ def test_run_as_non_root_refuses_root_and_names(real: Real) -> None:
     named = eventually(lambda: waiting("named-user"), 60)
     assert "image has non-numeric user (nobody), cannot verify user is non-root" in named["message"]
     assert real.get("would-be-root")["status"]["phase"] == "Pending"
+
+
+def test_safe_sysctls_are_set_and_unsafe_ones_refused(real: Real) -> None:
+    show = "cat /proc/sys/net/ipv4/ip_local_port_range /proc/sys/kernel/shm_rmid_forced; exec sleep 100000"
+    sysctls = [{"name": "net.ipv4.ip_local_port_range", "value": "20000 30000"},
+               {"name": "kernel/shm_rmid_forced", "value": "1"}]  # the slash form works too
+    real.apply(pod("tuned", [{"name": "c", "image": IMAGE, "command": ["sh", "-c", show]}],
+                   securityContext={"sysctls": sysctls}))
+    real.running_ready("tuned")
+    assert real.kubectl("logs", "tuned").stdout.split() == ["20000", "30000", "1"]
+    # Only the pod's own namespaces changed.
+    assert Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split() != ["20000", "30000"]
+    real.apply(pod("unsafe", [{"name": "c", "image": IMAGE, "command": ["sleep", "100000"]}],
+                   securityContext={"sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]}))
+
+    def failed() -> dict | None:
+        status = real.get("unsafe")["status"]
+        return status if status.get("phase") == "Failed" else None
+
+    status = eventually(failed, 60)
+    assert status["reason"] == "SysctlForbidden"
+    assert status["message"] == 'forbidden sysctl: "net.core.somaxconn" not allowlisted'
