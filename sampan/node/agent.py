@@ -60,6 +60,7 @@ class NodeAgent:
         root = self.data_dir / "agent"
         self.pods_dir = root / "pods"
         self.log_dir = root / "logs"
+        self.seccomp_dir = root / "seccomp"  # Localhost seccomp profiles
         self.state = AgentState(root / "state.db")
         # ConfigMaps/Secrets fetched in the last OBJECT_FRESH_SECONDS (or being fetched): pods
         # started together share one read (every pod mounts kube-root-ca.crt).

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sampan.client.events import NORMAL, WARNING
-from sampan.node import envs, users
+from sampan.node import envs, seccomp, users
 from sampan.node.sysctls import pod_sysctls
 from sampan.node.podstatus import Tracked, qos_class, terminated_state
 from sampan.node.runtimes.base import ContainerConfig, ContainerState, Mount, Security
+from sampan.node.runtimes.spec import capabilities
 
 if TYPE_CHECKING:
     from sampan.node.podworker import PodWorker
@@ -195,6 +196,9 @@ async def create_and_start(w: PodWorker, t: Tracked, spec: Obj) -> ContainerStat
                                           security.run_as_group)
             security.run_as_user, security.run_as_group = who.uid, who.gid
             security.supplemental_groups = who.additional_gids + security.supplemental_groups
+            caps = set(capabilities(security.capabilities_add, security.capabilities_drop, security.privileged))
+            security.seccomp = await asyncio.to_thread(seccomp.profile_for, w.pod, spec, caps, security.privileged,
+                                                       a.seccomp_dir)
         config = ContainerConfig(
             id=cid, pod_uid=w.uid, name=t.name, rootfs=rootfs, args=args, env=env,
             working_dir=spec.get("workingDir") or info.working_dir or "", mounts=mounts, log_path=logfile,

@@ -1,6 +1,7 @@
 """Security contexts with real runc: the image's USER (a name from its /etc/passwd, or numbers),
 runAsUser/runAsGroup over it, supplementalGroups, runAsNonRoot refusing what would run as root,
-and pod sysctls (safe ones set in the pod's namespaces, unsafe ones refused by the node).
+pod sysctls (safe ones set in the pod's namespaces, unsafe ones refused by the node) and
+seccomp profiles (RuntimeDefault, Localhost).
 Needs root, runc, the CNI plugins and busybox-static; skipped otherwise."""
 
 from __future__ import annotations
@@ -88,3 +89,32 @@ def test_safe_sysctls_are_set_and_unsafe_ones_refused(real: Real) -> None:
     status = eventually(failed, 60)
     assert status["reason"] == "SysctlForbidden"
     assert status["message"] == 'forbidden sysctl: "net.core.somaxconn" not allowlisted'
+
+
+def test_seccomp_profiles(real: Real) -> None:
+    # Creating a user namespace needs no capability: only a seccomp filter stops it.
+    script = ("grep Seccomp: /proc/self/status; "
+              "busybox unshare -U true 2>/dev/null && echo userns-ok || echo userns-refused; exec sleep 100000")
+    profiles = real.data_dir / "agent" / "seccomp"
+    profiles.mkdir(parents=True, exist_ok=True)
+    (profiles / "no-unshare.json").write_text(
+        '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["unshare"], "action": "SCMP_ACT_ERRNO"}]}')
+    for name, profile in (("unconfined", None), ("runtime-default", {"type": "RuntimeDefault"}),
+                          ("localhost", {"type": "Localhost", "localhostProfile": "no-unshare.json"})):
+        extra = {"securityContext": {"seccompProfile": profile}} if profile else {}
+        real.apply(pod(name, [{"name": "c", "image": IMAGE, "command": ["sh", "-c", script]}], **extra))
+    for name in ("unconfined", "runtime-default", "localhost"):
+        real.running_ready(name)
+    assert real.kubectl("logs", "unconfined").stdout.split() == ["Seccomp:", "0", "userns-ok"]
+    assert real.kubectl("logs", "runtime-default").stdout.split() == ["Seccomp:", "2", "userns-refused"]
+    assert real.kubectl("logs", "localhost").stdout.split() == ["Seccomp:", "2", "userns-refused"]
+    # A missing Localhost profile: the container is not created, with the reason.
+    real.apply(pod("no-profile", [{"name": "c", "image": IMAGE, "command": ["sleep", "100000"]}],
+                   securityContext={"seccompProfile": {"type": "Localhost", "localhostProfile": "nope.json"}}))
+
+    def waiting() -> dict | None:
+        statuses = real.get("no-profile")["status"].get("containerStatuses") or [{}]
+        w = statuses[0].get("state", {}).get("waiting") or {}
+        return w if w.get("reason") == "CreateContainerError" else None
+
+    assert "cannot load seccomp profile" in eventually(waiting, 60)["message"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from sampan.apiserver.streaming.backend import StreamIO
 
@@ -41,6 +41,7 @@ class Security:
     capabilities_add: list[str] = field(default_factory=list)
     capabilities_drop: list[str] = field(default_factory=list)
     no_new_privileges: bool = False
+    seccomp: dict[str, Any] | None = None  # OCI linux.seccomp; None: no filter
 
 
 @dataclass

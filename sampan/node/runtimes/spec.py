@@ -148,6 +148,8 @@ def oci_spec(sandbox: SandboxConfig, config: ContainerConfig, sandbox_dir: Path,
         "resources": linux_resources(config.resources, swap),
         "cgroupsPath": cgroup_path,
     }
+    if sec.seccomp is not None:
+        linux["seccomp"] = sec.seccomp
     if sec.privileged:
         linux["resources"]["devices"] = [{"allow": True, "access": "rwm"}]
     else:
