@@ -11,8 +11,9 @@ want_test=0
 
 # The node agent runs containers with runc under conmon (a small per-container monitor),
 # wires pods with the CNI plugins, and the service proxy programs nftables. The CNI bridge
-# (ipMasq) and portmap plugins call iptables.
-debs=(python3-venv sqlite3 runc conmon containernetworking-plugins iptables iproute2 nftables nginx)
+# (ipMasq) and portmap plugins call iptables. catatonit holds the PID namespace of pods with
+# shareProcessNamespace.
+debs=(python3-venv sqlite3 runc conmon catatonit containernetworking-plugins iptables iproute2 nftables nginx)
 [ "$want_test" = 1 ] && debs+=(etcd-server etcd-client busybox-static docker-registry curl wrk)
 missing=()
 for pkg in "${debs[@]}"; do

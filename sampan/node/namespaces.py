@@ -131,6 +131,12 @@ async def _in_new_thread(fn: Callable[[], T]) -> T:
     return await done
 
 
+def keep(namespace: str, target: Path | str) -> None:
+    """Bind-mounts a namespace (``/proc/PID/ns/KIND``) on ``target``, a new file (blocking)."""
+    os.close(os.open(str(target), os.O_RDONLY | os.O_CREAT, 0))
+    _mount(namespace, str(target), MS_BIND)
+
+
 async def create(files: dict[str, Path | str], hostname: str | None = None, share: Path | str | None = None) -> None:
     """New namespaces of the kinds in ``files`` ("net", "ipc", "uts"), each bind-mounted on its
     file (which must not exist); ``lo`` is up in a new network namespace and ``hostname`` set

@@ -210,6 +210,7 @@ class PodWorker:
                 pod_uid=self.uid, namespace=meta.get("namespace", "default"), name=meta["name"],
                 hostname=hostname[:63], host_network=host_network or netns == "", netns_path=netns or None,
                 host_pid=bool(spec.get("hostPID")), host_ipc=bool(spec.get("hostIPC")),
+                share_process_namespace=bool(spec.get("shareProcessNamespace")) and not spec.get("hostPID"),
                 cgroup_parent=parent,
                 resources=resources, dns_config=a.resolv_conf(pod), hosts=a.hosts_file(pod, ip, hostname))
             if not self.adopted:

@@ -198,3 +198,13 @@ def test_ingress_basics():
     fields = [c["field"] for c in validate_builtin(ing, "networking.k8s.io", "Ingress")]
     assert fields == ["spec.rules[0].host", "spec.rules[0].http.paths[0].path",
                       "spec.rules[0].http.paths[1].pathType"]
+
+
+def test_share_process_namespace_excludes_host_pid():
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}], "shareProcessNamespace": True}}
+    assert validate_builtin(pod, "", "Pod") == []
+    pod["spec"]["hostPID"] = True
+    cause = by_field(validate_builtin(pod, "", "Pod"))["spec.shareProcessNamespace"]
+    assert cause["reason"] == "FieldValueInvalid"
+    assert cause["message"] == "Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled"

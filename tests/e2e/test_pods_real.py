@@ -333,3 +333,29 @@ def test_host_pid_and_ipc_pods(real: Real) -> None:
     assert str(real.proc.pid) in real.kubectl("exec", "hostns", "--", "ls", "/proc").stdout.split()
     assert str(real.proc.pid) not in real.kubectl("exec", "ownns", "--", "ls", "/proc").stdout.split()
     real.kubectl("delete", "pod", "hostns", "ownns", "--grace-period=1")
+
+
+def test_shared_process_namespace(real: Real) -> None:
+    """shareProcessNamespace: one PID namespace for the pod, held by a pause process (PID 1), so a
+    sidecar sees and can signal the app; restarting the app keeps the namespace."""
+    real.apply(pod("shared", [box("app", "exec sleep 4343"), box("side", "exec sleep 100000")],
+                   shareProcessNamespace=True))
+    real.running_ready("shared")
+    procs = real.kubectl("exec", "shared", "-c", "side", "--", "ps", "-o", "pid,args").stdout
+    assert "sleep 4343" in procs and "sleep 100000" in procs
+    first = next(line.split(None, 1)[1] for line in procs.splitlines()[1:] if line.split()[0] == "1")
+    assert "catatonit" in first
+    app = next(line.split()[0] for line in procs.splitlines() if line.endswith("sleep 4343"))
+    real.kubectl("exec", "shared", "-c", "side", "--", "kill", app)  # the sidecar signals the app
+
+    def restarted() -> dict | None:
+        status = real.status_of("shared", "app")
+        return status if status["restartCount"] >= 1 and "running" in status["state"] else None
+
+    eventually(restarted, 60)
+    assert "sleep 4343" in real.kubectl("exec", "shared", "-c", "side", "--", "ps", "-o", "args").stdout
+    sandbox = next((real.data_dir / "agent").rglob("pid-holder"), None)
+    assert sandbox is not None
+    holder = int(sandbox.read_text())
+    real.kubectl("delete", "pod", "shared", "--grace-period=1")
+    eventually(lambda: not Path(f"/proc/{holder}").exists(), 30)  # the holder went with the pod

@@ -83,6 +83,9 @@ def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
     if host:
         errs += [field.invalid(field.child(path, "hostname"), host, e) for e in names.dns1123_label(host)]
     errs += validate_labels(spec.get("nodeSelector"), field.child(path, "nodeSelector"))
+    if spec.get("shareProcessNamespace") is True and spec.get("hostPID") is True:
+        errs.append(field.invalid(field.child(path, "shareProcessNamespace"), True,
+                                  "ShareProcessNamespace and HostPID cannot both be enabled"))
     sysctls = _list(_dict(spec.get("securityContext")).get("sysctls"))
     return errs + _validate_sysctls(sysctls, field.child(field.child(path, "securityContext"), "sysctls"))
 

@@ -61,6 +61,7 @@ class SandboxConfig:
     host_network: bool = False
     host_pid: bool = False  # hostPID: containers see the node's processes
     host_ipc: bool = False  # hostIPC: the node's System V IPC and POSIX message queues
+    share_process_namespace: bool = False  # one PID namespace for all the pod's containers
     netns_path: str | None = None  # from the pod network; None with hostNetwork
     cgroup_parent: str = ""  # pod cgroup, e.g. "sampan/pod<uid>" (QoS level included)
     resources: Resources = field(default_factory=Resources)  # pod-level limits

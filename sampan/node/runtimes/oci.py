@@ -29,7 +29,7 @@ from typing import Any
 from sampan.apiserver.streaming.backend import LocalProcessBackend, StreamIO, run_in_pty
 from sampan.node import namespaces, proc
 from sampan.node.cgroups import Cgroups
-from sampan.node.runtimes import common, conmon
+from sampan.node.runtimes import common, conmon, pidholder
 from sampan.node.runtimes.base import (
     ContainerConfig, ContainerState, ContainerStats, RuntimeError_, SandboxConfig,
 )
@@ -111,19 +111,26 @@ class OciRuntime(common.StateDirLayout):
         kinds = ([] if config.host_ipc else ["ipc"]) + ["uts"] + (
             [] if config.host_network or config.netns_path else ["net"])
         mounted = _mount_points()
-        if all(str(sdir / k) in mounted for k in kinds):
+        shared_pid = ["pid"] if config.share_process_namespace else []
+        if all(str(sdir / k) in mounted for k in kinds + shared_pid):
             return  # already made (agent restart)
         self._unmount_sandbox(sdir)  # half made before
         try:
             await namespaces.create({k: sdir / k for k in kinds}, hostname=hostname)
+            if shared_pid:
+                await pidholder.start(sdir)
         except OSError as exc:
             self._unmount_sandbox(sdir)
             raise RuntimeError_(f"cannot create the namespaces of pod {config.namespace}/{config.name}: {exc}") from exc
+        except RuntimeError_:
+            self._unmount_sandbox(sdir)
+            raise
 
     @staticmethod
     def _unmount_sandbox(sdir: Path) -> None:
         for k in ("ipc", "uts", "net"):
             namespaces.remove(sdir / k)
+        pidholder.stop(sdir)
 
     async def remove_sandbox(self, pod_uid: str) -> None:
         for cid in await self.pod_container_ids(pod_uid):

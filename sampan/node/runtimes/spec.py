@@ -136,6 +136,8 @@ def oci_spec(sandbox: SandboxConfig, config: ContainerConfig, sandbox_dir: Path,
     namespaces: list[dict[str, str]] = [{"type": "mount"}, {"type": "uts", "path": str(sandbox_dir / "uts")}]
     if config.pid_namespace:
         namespaces.append({"type": "pid", "path": config.pid_namespace})
+    elif sandbox.share_process_namespace:
+        namespaces.append({"type": "pid", "path": str(sandbox_dir / "pid")})
     elif not sandbox.host_pid:
         namespaces.append({"type": "pid"})
     if not sandbox.host_ipc:
