@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from sampan.client.events import NORMAL, WARNING
 from sampan.node import envs, seccomp, users
-from sampan.node.sysctls import pod_sysctls
 from sampan.node.podstatus import Tracked, qos_class, terminated_state
 from sampan.node.runtimes.base import ContainerConfig, ContainerState, Mount, Security
 from sampan.node.runtimes.spec import capabilities
+from sampan.node.sysctls import pod_sysctls
 
 if TYPE_CHECKING:
     from sampan.node.podworker import PodWorker

@@ -42,7 +42,9 @@ _BLOCKED: dict[str, tuple[str, ...]] = {
 _NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
 _ARCHES = {"x86_64": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
            "aarch64": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]}
-_DOCKER_ARCH = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}
+# The node's architecture as seccomp and as Docker profiles' includes/excludes name it.
+_NATIVE_SCMP = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}
+_NATIVE_GO = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
 class ProfileError(Exception):
@@ -70,7 +72,8 @@ def _seccomp_profile(pod: Obj, spec: Obj) -> Obj:
 def _from_docker(profile: Obj, capabilities: set[str]) -> Obj:
     """Docker's profile form: architectures from archMap, rules kept when their includes and
     excludes (capabilities, architectures) hold for this container."""
-    machine = _DOCKER_ARCH.get(platform.machine(), "")
+    machine = _NATIVE_SCMP.get(platform.machine(), "")
+    native = _NATIVE_GO.get(platform.machine(), platform.machine())
     arches = [a for m in profile.get("archMap") or [] if m.get("architecture") == machine
               for a in [m["architecture"], *(m.get("subArchitectures") or [])]]
 
@@ -78,11 +81,11 @@ def _from_docker(profile: Obj, capabilities: set[str]) -> Obj:
         inc, exc = rule.get("includes") or {}, rule.get("excludes") or {}
         if inc.get("caps") and not set(inc["caps"]) <= capabilities:
             return False
-        if inc.get("arches") and machine not in {_DOCKER_ARCH.get(a, a) for a in inc["arches"]} | set(inc["arches"]):
+        if inc.get("arches") and native not in inc["arches"]:
             return False
         if exc.get("caps") and set(exc["caps"]) & capabilities:
             return False
-        return not (exc.get("arches") and machine in {_DOCKER_ARCH.get(a, a) for a in exc["arches"]})
+        return not (exc.get("arches") and native in exc["arches"])
 
     rules = [{k: v for k, v in r.items() if k not in ("includes", "excludes", "comment")}
              for r in profile.get("syscalls") or [] if applies(r)]

@@ -52,15 +52,19 @@ def test_localhost_profiles(tmp_path: Path) -> None:
                       tmp_path)
     assert got == oci
     machine = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}.get(platform.machine(), "none")
+    go_arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     docker = {"defaultAction": "SCMP_ACT_ERRNO",
               "archMap": [{"architecture": machine, "subArchitectures": ["SUB"]}],
               "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"},
                            {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
-                           {"names": ["reboot"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_CHOWN"]}}]}
+                           {"names": ["reboot"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_CHOWN"]}},
+                           {"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": [go_arch]}},
+                           {"names": ["s390_pci_mmio_read"], "action": "SCMP_ACT_ALLOW",
+                            "includes": {"arches": ["s390x"]}}]}
     (tmp_path / "docker.json").write_text(json.dumps(docker))
     got = profile_for(*pod({"type": "Localhost", "localhostProfile": "docker.json"}), {"CAP_CHOWN"}, False, tmp_path)
     assert got is not None and got["architectures"] == [machine, "SUB"]
-    assert [r["names"] for r in got["syscalls"]] == [["read"]]
+    assert [r["names"] for r in got["syscalls"]] == [["read"], ["arch_prctl"]]  # what applies to this node
     for bad in ("missing.json", "../escape.json", "/etc/passwd", ""):
         with pytest.raises(ProfileError):
             profile_for(*pod({"type": "Localhost", "localhostProfile": bad}), set(), False, tmp_path)
