@@ -266,5 +266,24 @@ def token(data_dir: Path | None) -> None:
     click.echo(format_token(found, ca.read_bytes() if ca.exists() else None))
 
 
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="The node's state directory [default: /var/lib/sampan as root, else ~/.local/share/sampan]")
+def killall(data_dir: Path | None) -> None:
+    """Stop every pod of this node and remove what they use on the machine (containers, network
+    namespaces, mounts, cgroups, nftables tables, the pod bridge). Stop sampan first; pods'
+    data (volumes, logs, images) stays."""
+    from .node import killall as cleanup
+
+    if os.geteuid() != 0:
+        raise click.ClickException("killall needs root")
+    data = data_dir or default_data_dir()
+    pid = cleanup.running_node(data, default=data_dir is None)
+    if pid is not None:
+        raise click.ClickException(f"sampan (pid {pid}) is still running with {data}: stop it first")
+    done = uvloop.run(cleanup.killall(data))
+    click.echo(", ".join(f"{count} {kind}" for kind, count in done.items()) + " removed")
+
+
 if __name__ == "__main__":
     main()
