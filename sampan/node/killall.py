@@ -17,6 +17,7 @@ import signal
 from pathlib import Path
 
 from sampan.node import namespaces, proc
+from sampan.node.images.mounts import mount_points
 
 log = logging.getLogger(__name__)
 BRIDGE = "sampan0"
@@ -61,12 +62,11 @@ def _kill_processes(data_dir: Path) -> int:
 
 def _unmount_below(data_dir: Path) -> int:
     root = str(data_dir.resolve())
-    targets = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-    below = [t for t in targets if t == root or t.startswith(root + "/")]
-    for target in sorted(set(below), key=len, reverse=True):
+    below = [t for t in mount_points() if t == root or t.startswith(root + "/")]
+    for target in sorted(below, key=len, reverse=True):
         with contextlib.suppress(OSError):
             namespaces.unmount(target)
-    return len(set(below))
+    return len(below)
 
 
 async def _nft_tables() -> list[tuple[str, str]]:

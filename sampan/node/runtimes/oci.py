@@ -29,6 +29,7 @@ from typing import Any
 from sampan.apiserver.streaming.backend import LocalProcessBackend, StreamIO, run_in_pty
 from sampan.node import namespaces, proc
 from sampan.node.cgroups import Cgroups
+from sampan.node.images.mounts import mount_points
 from sampan.node.runtimes import common, conmon, pidholder
 from sampan.node.runtimes.base import (
     ContainerConfig, ContainerState, ContainerStats, RuntimeError_, SandboxConfig,
@@ -44,14 +45,6 @@ async def _run(*argv: str, timeout: float = 60.0) -> tuple[int, str, str]:
     if done.code == -1:
         return -1, "", f"{argv[0]} timed out"
     return done.code, done.out.decode(errors="replace"), done.err.decode(errors="replace")
-
-
-def _mount_points() -> set[str]:
-    try:
-        text = Path("/proc/self/mountinfo").read_text()
-    except OSError:
-        return set()
-    return {fields[4] for line in text.splitlines() if len(fields := line.split()) > 4}
 
 
 async def _exec_tty(argv: list[str], io: StreamIO) -> int:
@@ -110,7 +103,7 @@ class OciRuntime(common.StateDirLayout):
         (sdir / "resolv.conf").write_text(dns)
         kinds = ([] if config.host_ipc else ["ipc"]) + ["uts"] + (
             [] if config.host_network or config.netns_path else ["net"])
-        mounted = _mount_points()
+        mounted = mount_points()
         shared_pid = ["pid"] if config.share_process_namespace else []
         if all(str(sdir / k) in mounted for k in kinds + shared_pid):
             return  # already made (agent restart)
