@@ -4,8 +4,10 @@ Pods outlive ``sampan server`` and ``sampan agent`` on purpose (an agent restart
 To take a node down for good (like K3s' killall script) this stops every container of the data
 directory and removes its sandboxes (namespaces, PID holders), pod networks (CNI DEL, network
 namespaces, addresses), root filesystem and volume mounts, cgroups, the nftables tables of the
-service proxy, NetworkPolicy and masquerade, the pod bridge when nothing is left on it, and any
-process still running from the data directory. Pods' data (volumes, logs, images) stays."""
+service proxy, NetworkPolicy and masquerade, the pod bridge when nothing is left on it, and the
+node's helper programs still running for the data directory (conmon, nginx, PID holders, shims).
+Pods' data (volumes, logs, images) stays. Containers of the oci runtime are stopped; the raw
+runtime's host processes are not."""
 
 from __future__ import annotations
 
@@ -48,14 +50,25 @@ def _pod_cidr(cni_state: Path) -> str:
     return "10.42.0.0/24"
 
 
-def _kill_processes(data_dir: Path) -> int:
-    """SIGKILL to what still runs with the data directory in its command line (monitors, nginx)."""
+# The node's helper programs; only these are swept (a user's editor or shell showing a path
+# under the data directory is left alone).
+HELPERS = (b"conmon", b"nginx", b"unshare", b"sampan.node.runtimes.shim")
+
+
+def _kill_helpers(data_dir: Path) -> int:
+    """SIGKILL to helpers still running for this data directory (monitors, nginx, PID holders)."""
     needle, killed = str(data_dir.resolve()).encode(), 0
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != os.getpid():
             with contextlib.suppress(OSError):
-                if needle in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    os.kill(int(entry), signal.SIGKILL)
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+                # nginx retitles itself "nginx: master process ...": the first word names it.
+                program = [os.path.basename(argv[0].split(b" ")[0]).rstrip(b":"), *argv[1:3]]
+                if needle in b"\0".join(argv) and any(p in HELPERS for p in program):
+                    children = Path(f"/proc/{entry}/task/{entry}/children").read_text().split()
+                    for pid in [int(entry), *map(int, children)]:  # nginx's workers with their master
+                        with contextlib.suppress(OSError):
+                            os.kill(pid, signal.SIGKILL)
                     killed += 1
     return killed
 
@@ -86,9 +99,9 @@ async def killall(data_dir: Path) -> dict[str, int]:
     agent_dir = data_dir / "agent"
     done: dict[str, int] = {}
     cgroups = Cgroups()
-    runtime = OciRuntime(agent_dir / "runtime", cgroups=cgroups)
+    runtime = OciRuntime(agent_dir / "runtime", cgroups=cgroups) if (agent_dir / "runtime").is_dir() else None
     images = ImageStore(store_root(data_dir))
-    containers = await runtime.list_containers()
+    containers = await runtime.list_containers() if runtime is not None else []
     for c in containers:
         with contextlib.suppress(Exception):
             await runtime.stop_container(c.id, 0)
@@ -98,7 +111,7 @@ async def killall(data_dir: Path) -> dict[str, int]:
             await images.unmount_rootfs(c.id)
     done["containers"] = len(containers)
     sandboxes = [p.name for p in (agent_dir / "runtime" / SANDBOXES).glob("*") if p.is_dir()]
-    for uid in sandboxes:
+    for uid in sandboxes if runtime is not None else []:
         with contextlib.suppress(Exception):
             await runtime.remove_sandbox(uid)
     done["sandboxes"] = len(sandboxes)
@@ -107,7 +120,7 @@ async def killall(data_dir: Path) -> dict[str, int]:
         network = PodNetwork(_pod_cidr(cni_state), cni_state)
         done["pod networks"] = len(await network.cleanup_stale(set()))
         await network.remove_masquerade()
-    done["processes"] = _kill_processes(data_dir)
+    done["processes"] = _kill_helpers(data_dir)
     done["mounts"] = _unmount_below(data_dir)
     cgroups.remove(cgroups.root_name)
     tables = await _nft_tables()
